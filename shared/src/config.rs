@@ -1,0 +1,242 @@
+//! One `Config` for every process: each setting is an environment variable and a `--flag`
+//! (DESIGN.md section 8), with the default docker-compose uses and a doc line `--help` shows.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// The JWT signing secret used when `JWT_SECRET` is unset. Fine on a laptop, never in production:
+/// start-up logs a loud warning when it is in use.
+pub const DEVELOPMENT_JWT_SECRET: &str = "orderflow-development-secret-change-me";
+
+/// Every setting of orderflow. Flags are global, so they may follow any subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// PostgreSQL URL; the database is created at start-up if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "postgres://postgres:postgres@localhost:5432/orderflow",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        global = true,
+        default_value = "amqp://guest:guest@localhost:5672/%2f",
+        hide_env_values = true
+    )]
+    pub amqp_url: String,
+
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "HTTP_ADDR", global = true, default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Address the job board (UI and its API) listens on.
+    #[arg(long, env = "BOARD_ADDR", global = true, default_value = "0.0.0.0:8081")]
+    pub board_addr: SocketAddr,
+
+    /// Simulated payment time in milliseconds.
+    #[arg(long, env = "PAYMENT_DELAY_MS", global = true, default_value_t = 5000)]
+    pub payment_delay_ms: u64,
+
+    /// Probability (0 to 1) that a simulated payment completes.
+    #[arg(long, env = "PAYMENT_SUCCESS_RATE", global = true, default_value_t = 0.5, value_parser = parse_rate)]
+    pub payment_success_rate: f64,
+
+    /// An order Processing for longer than this many seconds expires.
+    #[arg(long, env = "ORDER_TTL_SECS", global = true, default_value_t = 600)]
+    pub order_ttl_secs: u64,
+
+    /// Cron schedule of the expiry sweep, seconds field first.
+    #[arg(long, env = "EXPIRY_SCHEDULE", global = true, default_value = "0 * * * * *", value_parser = parse_schedule)]
+    pub expiry_schedule: String,
+
+    /// Retries after a job's first attempt before it is dead-lettered.
+    #[arg(long, env = "MAX_RETRIES", global = true, default_value_t = 3)]
+    pub max_retries: usize,
+
+    /// First retry backoff in milliseconds; each further retry doubles it.
+    #[arg(long, env = "RETRY_BASE_MS", global = true, default_value_t = 1000)]
+    pub retry_base_ms: u64,
+
+    /// Secret that signs API tokens (HS256). Unset means a development value and a warning.
+    #[arg(long, env = "JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Lifetime of an API token in seconds.
+    #[arg(long, env = "JWT_TTL_SECS", global = true, default_value_t = 3600)]
+    pub jwt_ttl_secs: u64,
+
+    /// Seconds in-flight work may take to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", global = true, default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+
+    /// Prefix of every queue and exchange name (tests, benchmarks, several environments on one broker).
+    #[arg(long, env = "QUEUE_PREFIX", global = true, default_value = "")]
+    pub queue_prefix: String,
+
+    /// RabbitMQ queue type: classic, or quorum for clustered RabbitMQ.
+    #[arg(long, env = "QUEUE_TYPE", global = true, value_enum, default_value_t = QueueType::Classic)]
+    pub queue_type: QueueType,
+
+    /// Log format: pretty for people, json for machines.
+    #[arg(long, env = "LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in tracing's env-filter syntax (e.g. `info,orderflow=debug`).
+    #[arg(long, env = "RUST_LOG", global = true, default_value = "info,sqlx::postgres::notice=warn")]
+    pub rust_log: String,
+
+    /// Largest PostgreSQL connection pool of one process.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", global = true, default_value_t = 20)]
+    pub db_max_connections: u32,
+
+    /// Largest accepted HTTP request body in bytes; larger bodies get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", global = true, default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How often the outbox relay looks for unsent rows written by other processes, in milliseconds.
+    #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = 500)]
+    pub outbox_poll_ms: u64,
+
+    /// Most outbox rows the relay publishes in one batch.
+    #[arg(long, env = "OUTBOX_BATCH_SIZE", global = true, default_value_t = 500)]
+    pub outbox_batch_size: i64,
+}
+
+impl Config {
+    /// The secret that signs tokens, and whether it is the development default.
+    pub fn jwt_secret(&self) -> (&str, bool) {
+        match &self.jwt_secret {
+            Some(secret) => (secret.expose(), false),
+            None => (DEVELOPMENT_JWT_SECRET, true),
+        }
+    }
+
+    /// Simulated payment time.
+    pub fn payment_delay(&self) -> Duration {
+        Duration::from_millis(self.payment_delay_ms)
+    }
+
+    /// How long in-flight work may take after a shutdown signal.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// The relay's fallback polling interval.
+    pub fn outbox_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.outbox_poll_ms)
+    }
+
+    /// Parses a configuration from environment variables and defaults only (no command line),
+    /// which is what tests and benchmarks start from.
+    ///
+    /// # Panics
+    /// Panics if an environment variable holds an invalid value.
+    pub fn from_env() -> Self {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Only as clap::Parser>::parse_from(["orderflow"]).config
+    }
+}
+
+/// RabbitMQ queue type (`x-queue-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueType {
+    /// A single-node queue; the default.
+    Classic,
+    /// A replicated Raft queue for clustered RabbitMQ.
+    Quorum,
+}
+
+impl QueueType {
+    /// The value RabbitMQ expects in `x-queue-type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() < 16 {
+            return Err("must be at least 16 characters".into());
+        }
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("`{s}` is not between 0 and 1")) }
+}
+
+fn parse_schedule(s: &str) -> Result<String, String> {
+    cron::Schedule::from_str(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("`{s}` is not a cron schedule with a seconds field first: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_outside_zero_to_one_is_refused() {
+        assert!(parse_rate("1.5").is_err());
+        assert!(parse_rate("-0.1").is_err());
+        assert!(parse_rate("abc").is_err());
+        assert_eq!(parse_rate("0.25"), Ok(0.25));
+    }
+
+    #[test]
+    fn a_schedule_needs_a_seconds_field() {
+        assert!(parse_schedule("0 * * * * *").is_ok());
+        assert!(parse_schedule("not a schedule").is_err());
+    }
+
+    #[test]
+    fn a_secret_is_hidden_from_debug_output() {
+        let secret: Secret = "a-very-long-secret-value".parse().unwrap();
+        assert!(!format!("{secret:?}").contains("very-long"));
+        assert!("short".parse::<Secret>().is_err());
+    }
+}

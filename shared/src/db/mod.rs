@@ -1,0 +1,109 @@
+//! PostgreSQL: connecting (creating the database if missing), migrations, and the queries,
+//! named by intent. All SQL lives under this module, parameterised, checked at compile time
+//! against the `.sqlx/` offline cache.
+
+pub mod notifications;
+pub mod orders;
+pub mod outbox;
+pub mod products;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::{
+    ConnectOptions, PgPool,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+use tracing::log::LevelFilter;
+
+/// The schema, embedded in the binary from `migrations/`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Creates the database named in `url` if it does not exist. Safe to race with another process
+/// doing the same.
+///
+/// # Errors
+/// The server is unreachable or refuses to create the database.
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    if sqlx::Postgres::database_exists(url).await.context("Failed to check whether the database exists")? {
+        return Ok(());
+    }
+    match sqlx::Postgres::create_database(url).await {
+        Ok(()) => {
+            tracing::info!("created the database");
+            Ok(())
+        }
+        // 42P04 duplicate_database: another process created it meanwhile.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+        Err(e) => Err(e).context("Failed to create the database"),
+    }
+}
+
+/// A connection pool. Connections are not pinged on every acquire (a round trip per query
+/// otherwise); a broken connection surfaces as a query error, which callers retry.
+///
+/// # Errors
+/// The URL does not parse.
+pub fn pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.parse().context("Invalid DATABASE_URL")?;
+    let options = options
+        .application_name("orderflow")
+        .log_statements(LevelFilter::Trace)
+        .log_slow_statements(LevelFilter::Warn, Duration::from_secs(1));
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .connect_lazy_with(options))
+}
+
+/// Creates the database if needed, connects, and applies pending migrations (concurrent
+/// start-ups serialise on sqlx's migration lock). Waits for PostgreSQL for up to `patience`.
+///
+/// # Errors
+/// PostgreSQL stayed unreachable, or a migration failed.
+pub async fn connect_and_migrate(url: &str, max_connections: u32, patience: Duration) -> anyhow::Result<PgPool> {
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match ensure_database(url).await {
+            Ok(()) => break,
+            Err(e) if started.elapsed() < patience => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = delay.as_millis(), "PostgreSQL is not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let pool = pool(url, max_connections)?;
+    MIGRATOR.run(&pool).await.context("Failed to apply database migrations")?;
+    Ok(pool)
+}
+
+/// The name of the constraint a database error violated, if it is a constraint violation.
+/// Lets callers turn a named unique or foreign-key violation into a precise 4xx.
+pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
+    }
+}
+
+/// Whether a database error is worth retrying: the server or the connection went away, or the
+/// pool is exhausted. Constraint violations and bad SQL are not.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Tls(_) => true,
+        // Class 08 connection exceptions, 57P0x operator intervention (shutdown, crash),
+        // 53xxx insufficient resources, 40001/40P01 serialisation failure and deadlock.
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") || c == "40001" || c == "40P01"
+        }),
+        _ => false,
+    }
+}

@@ -1,0 +1,156 @@
+//! Orders: creation (with its `OrderCreated` outbox row in the same statement), reads, and the
+//! guarded state transitions.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::{Money, NewOrder, Order, OrderStatus};
+
+/// Constraint names callers map to client errors.
+pub mod constraints {
+    /// `orders.user_id` names no user.
+    pub const UNKNOWN_USER: &str = "orders_user_id_fkey";
+    /// `orders.product_id` names no product.
+    pub const UNKNOWN_PRODUCT: &str = "orders_product_id_fkey";
+    /// The caller already used this `Idempotency-Key`.
+    pub const IDEMPOTENCY_KEY_TAKEN: &str = "idempotency_keys_pkey";
+}
+
+/// An `Idempotency-Key` and what it guards.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyKey<'a> {
+    /// The authenticated caller; keys are scoped per caller.
+    pub user_id: i64,
+    /// The header's value.
+    pub key: &'a str,
+    /// A fingerprint of the request, to tell a retry from a different request reusing the key.
+    pub request_fingerprint: &'a str,
+}
+
+/// What an earlier request with the same idempotency key created.
+#[derive(Debug, Clone)]
+pub struct IdempotentReplay {
+    /// The order created then.
+    pub order_id: i64,
+    /// The fingerprint of that request.
+    pub request_fingerprint: String,
+}
+
+/// Inserts the order, its `OrderCreated` outbox row and, if given, its idempotency key, in one
+/// statement: one round trip, atomic by construction. The event payload is built from the
+/// inserted row, so it carries the order's real id and total.
+///
+/// # Errors
+/// A violated constraint (see [`constraints`]) writes nothing; callers map it to a 4xx.
+pub async fn insert_order(
+    pool: &PgPool,
+    order: &NewOrder,
+    message_id: Uuid,
+    correlation_id: &str,
+    idempotency: Option<IdempotencyKey<'_>>,
+) -> sqlx::Result<Order> {
+    sqlx::query_as!(
+        Order,
+        r#"
+        with new_order as (
+            insert into orders (user_id, product_id, quantity, price, total)
+            values ($1, $2, $3, $4, $5)
+            returning id, user_id, product_id, quantity, price, total, status, created_at, updated_at
+        ), event as (
+            insert into outbox (message_id, event_type, order_id, payload, correlation_id)
+            select $6, 'OrderCreated', id,
+                   json_build_object('orderId', id, 'userId', user_id, 'productId', product_id, 'total', total),
+                   $7
+            from new_order
+        ), key as (
+            insert into idempotency_keys (user_id, key, request_fingerprint, order_id)
+            select $8, $9, $10, id from new_order where $9::text is not null
+        )
+        select id as "id!", user_id as "user_id!", product_id as "product_id!", quantity as "quantity!",
+               price as "price!: Money", total as "total!: Money", status as "status!: OrderStatus",
+               created_at as "created_at!", updated_at as "updated_at!"
+        from new_order
+        "#,
+        order.user_id(),
+        order.product_id(),
+        order.quantity(),
+        order.price() as Money,
+        order.total() as Money,
+        message_id,
+        correlation_id,
+        idempotency.map(|k| k.user_id),
+        idempotency.map(|k| k.key),
+        idempotency.map(|k| k.request_fingerprint),
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// The order an earlier request with this caller's idempotency key created, if any.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_idempotent_replay(pool: &PgPool, user_id: i64, key: &str) -> sqlx::Result<Option<IdempotentReplay>> {
+    sqlx::query_as!(
+        IdempotentReplay,
+        "select order_id, request_fingerprint from idempotency_keys where user_id = $1 and key = $2",
+        user_id,
+        key
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// One order.
+///
+/// # Errors
+/// Database errors.
+pub async fn get_order(pool: &PgPool, id: i64) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as!(
+        Order,
+        r#"
+        select id, user_id, product_id, quantity, price as "price: Money", total as "total: Money",
+               status as "status: OrderStatus", created_at, updated_at
+        from orders where id = $1
+        "#,
+        id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// One page of orders, newest first, optionally of one status, and how many there are in all.
+///
+/// # Errors
+/// Database errors.
+pub async fn list_orders(
+    pool: &PgPool,
+    status: Option<OrderStatus>,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Order>, i64)> {
+    let status = status.map(OrderStatus::as_str);
+    let items = sqlx::query_as!(
+        Order,
+        r#"
+        select id, user_id, product_id, quantity, price as "price: Money", total as "total: Money",
+               status as "status: OrderStatus", created_at, updated_at
+        from orders
+        where ($1::text is null or status = $1)
+        order by id desc
+        limit $2 offset $3
+        "#,
+        status,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "count!" from orders where ($1::text is null or status = $1)"#,
+        status
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((items, total))
+}

@@ -1,0 +1,155 @@
+//! The events orderflow publishes, past tense, and the queue each one travels on (DESIGN.md
+//! section 5). On the wire an event is the plain JSON of its struct, the format apalis-amqp
+//! consumers decode.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::domain::Money;
+
+/// An order was created; the payment function reacts to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCreated {
+    /// The new order.
+    pub order_id: i64,
+    /// Who ordered.
+    pub user_id: i64,
+    /// What was ordered.
+    pub product_id: i64,
+    /// What it costs.
+    pub total: Money,
+}
+
+/// An order was paid; the completion function e-mails and records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCompleted {
+    /// The paid order.
+    pub order_id: i64,
+    /// Who ordered.
+    pub user_id: i64,
+    /// What was paid.
+    pub total: Money,
+}
+
+/// An order stayed Processing past its TTL and was expired; the expiry audit records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderExpired {
+    /// The expired order.
+    pub order_id: i64,
+    /// Who ordered.
+    pub user_id: i64,
+    /// When the sweep expired it. Optional on the wire: the order row holds it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_at: Option<DateTime<Utc>>,
+}
+
+/// The kinds of event, as stored in the outbox's `event_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// [`OrderCreated`].
+    OrderCreated,
+    /// [`OrderCompleted`].
+    OrderCompleted,
+    /// [`OrderExpired`].
+    OrderExpired,
+}
+
+impl EventType {
+    /// Every event type.
+    pub const ALL: [EventType; 3] = [EventType::OrderCreated, EventType::OrderCompleted, EventType::OrderExpired];
+
+    /// The name stored in the outbox and sent as the AMQP `type` property.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::OrderCreated => "OrderCreated",
+            EventType::OrderCompleted => "OrderCompleted",
+            EventType::OrderExpired => "OrderExpired",
+        }
+    }
+
+    /// The queue this event travels on, before any `QUEUE_PREFIX`.
+    pub fn queue(self) -> &'static str {
+        match self {
+            EventType::OrderCreated => "order-created-event",
+            EventType::OrderCompleted => "order-completed-event",
+            EventType::OrderExpired => "order-expired-event",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| format!("`{s}` is not an event type"))
+    }
+}
+
+/// An event struct and its type tag.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Which event this is.
+    const TYPE: EventType;
+
+    /// The order the event is about.
+    fn order_id(&self) -> i64;
+}
+
+impl Event for OrderCreated {
+    const TYPE: EventType = EventType::OrderCreated;
+
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
+impl Event for OrderCompleted {
+    const TYPE: EventType = EventType::OrderCompleted;
+
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
+impl Event for OrderExpired {
+    const TYPE: EventType = EventType::OrderExpired;
+
+    fn order_id(&self) -> i64 {
+        self.order_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_camel_case_json_with_exact_totals() {
+        let event = OrderCompleted { order_id: 7, user_id: 1, total: "25.5".parse().unwrap() };
+        assert_eq!(serde_json::to_string(&event).unwrap(), r#"{"orderId":7,"userId":1,"total":25.50}"#);
+        let back: OrderCompleted = serde_json::from_slice(br#"{"orderId":7,"userId":1,"total":25.50}"#).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn an_event_of_the_wrong_shape_does_not_decode() {
+        assert!(serde_json::from_str::<OrderCreated>(r#"{"orderId":1}"#).is_err());
+        assert!(serde_json::from_str::<OrderExpired>(r#"{"orderId":1,"userId":1,"extra":true}"#).is_err());
+    }
+
+    #[test]
+    fn every_event_type_has_its_own_queue() {
+        let queues: std::collections::HashSet<_> = EventType::ALL.iter().map(|t| t.queue()).collect();
+        assert_eq!(queues.len(), EventType::ALL.len());
+    }
+}

@@ -1,0 +1,12 @@
+//! What every orderflow function needs: configuration, telemetry, the order domain, events,
+//! the database and the messaging layer.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod events;
+pub mod messaging;
+pub mod metrics;
+pub mod telemetry;
+
+pub use config::Config;

@@ -1,0 +1,191 @@
+//! A confirmed, persistent publisher with its own connection (publishing and consuming never
+//! share one, so a slow consumer cannot stall publishing and vice versa).
+//!
+//! A batch is sent in one go and its confirms are awaited together: one broker round trip per
+//! batch instead of one per message.
+
+use std::{sync::Mutex, time::Duration};
+
+use futures::future::join_all;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ConnectionStatus,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+};
+
+use super::Topology;
+
+/// How long a batch may wait for its confirms before it counts as failed.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A message to publish to a queue through the default exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingMessage<'a> {
+    /// The queue (routing key on the default exchange).
+    pub queue: &'a str,
+    /// AMQP `message_id`: the identity consumers de-duplicate and journal by.
+    pub message_id: &'a str,
+    /// AMQP `correlation_id`: the request that started the chain.
+    pub correlation_id: &'a str,
+    /// AMQP `type`: the event type.
+    pub kind: &'a str,
+    /// AMQP `timestamp`, seconds since the epoch.
+    pub timestamp: u64,
+    /// The JSON body.
+    pub body: &'a [u8],
+}
+
+/// Why a message was not confirmed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    /// The broker is unreachable or the connection broke.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker returned the message: no queue is bound to its routing key.
+    #[error("message unroutable to `{0}`")]
+    Unroutable(String),
+    /// The broker refused the message (nack).
+    #[error("broker nacked the message")]
+    Nacked,
+    /// No confirm arrived in time.
+    #[error("no publisher confirm within {0:?}")]
+    Timeout(Duration),
+}
+
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+/// Publishes with confirms and `delivery_mode = 2`, reconnecting (and re-declaring the
+/// topology) lazily after the connection breaks.
+pub struct Publisher {
+    url: String,
+    topology: Topology,
+    link: tokio::sync::Mutex<Option<Link>>,
+    // A second handle on the live connection, readable without waiting for a publish in flight.
+    health: Mutex<Option<ConnectionStatus>>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("topology", &self.topology).finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// A publisher that connects on first use.
+    pub fn new(url: impl Into<String>, topology: Topology) -> Self {
+        Publisher { url: url.into(), topology, link: tokio::sync::Mutex::new(None), health: Mutex::new(None) }
+    }
+
+    /// The topology messages are routed by.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Whether the publisher holds a live connection to the broker.
+    pub fn is_connected(&self) -> bool {
+        self.health.lock().expect("publisher health lock poisoned").as_ref().is_some_and(ConnectionStatus::connected)
+    }
+
+    /// Connects now if not connected (declaring the topology), so start-up can report the broker.
+    ///
+    /// # Errors
+    /// The broker is unreachable or refused the topology.
+    pub async fn connect(&self) -> Result<(), PublishError> {
+        let mut link = self.link.lock().await;
+        self.ensure_link(&mut link).await.map(|_| ())
+    }
+
+    async fn ensure_link<'a>(&self, link: &'a mut Option<Link>) -> Result<&'a Channel, PublishError> {
+        let alive = link.as_ref().is_some_and(|l| l.connection.status().connected() && l.channel.status().connected());
+        if !alive {
+            *link = None;
+            let connection = Connection::connect(
+                &self.url,
+                ConnectionProperties::default().with_connection_name("orderflow-publisher".into()),
+            )
+            .await
+            .map_err(unavailable)?;
+            let channel = connection.create_channel().await.map_err(unavailable)?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
+            self.topology.declare(&channel).await.map_err(unavailable)?;
+            *self.health.lock().expect("publisher health lock poisoned") = Some(connection.status().clone());
+            tracing::info!("publisher connected to RabbitMQ");
+            *link = Some(Link { connection, channel });
+        }
+        Ok(&link.as_ref().expect("link was just set").channel)
+    }
+
+    /// Publishes every message, then awaits all confirms. Returns one result per message, in
+    /// order; an `Err` for the whole batch means nothing can be assumed published.
+    ///
+    /// # Errors
+    /// [`PublishError::Unavailable`] when the broker cannot be reached at all.
+    pub async fn publish(
+        &self,
+        messages: &[OutgoingMessage<'_>],
+    ) -> Result<Vec<Result<(), PublishError>>, PublishError> {
+        let mut link = self.link.lock().await;
+        let channel = self.ensure_link(&mut link).await?;
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_message_id(message.message_id.into())
+                .with_correlation_id(message.correlation_id.into())
+                .with_type(message.kind.into())
+                .with_timestamp(message.timestamp);
+            let sent = channel
+                .basic_publish(
+                    "".into(),
+                    message.queue.into(),
+                    // mandatory: an unroutable message comes back instead of vanishing.
+                    BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                    message.body,
+                    properties,
+                )
+                .await;
+            match sent {
+                Ok(confirm) => confirms.push(confirm),
+                Err(e) => {
+                    *link = None;
+                    return Err(unavailable(e));
+                }
+            }
+        }
+        let Ok(results) = tokio::time::timeout(CONFIRM_TIMEOUT, join_all(confirms)).await else {
+            *link = None;
+            return Err(PublishError::Timeout(CONFIRM_TIMEOUT));
+        };
+        let mut outcome = Vec::with_capacity(results.len());
+        for (message, result) in messages.iter().zip(results) {
+            outcome.push(match result {
+                Ok(Confirmation::Ack(None)) => Ok(()),
+                Ok(Confirmation::Ack(Some(_returned))) => Err(PublishError::Unroutable(message.queue.to_owned())),
+                Ok(Confirmation::Nack(_)) => Err(PublishError::Nacked),
+                // Confirms are always selected on this channel; treat the impossible as a failure.
+                Ok(Confirmation::NotRequested) => Err(PublishError::Nacked),
+                Err(e) => {
+                    *link = None;
+                    Err(unavailable(e))
+                }
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Closes the connection, if any.
+    pub async fn close(&self) {
+        if let Some(link) = self.link.lock().await.take() {
+            let _ = link.connection.close(200, "shutdown".into()).await;
+        }
+        *self.health.lock().expect("publisher health lock poisoned") = None;
+    }
+}
+
+#[expect(clippy::needless_pass_by_value, reason = "used as `map_err(unavailable)`")]
+fn unavailable(e: lapin::Error) -> PublishError {
+    PublishError::Unavailable(e.to_string())
+}

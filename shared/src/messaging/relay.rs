@@ -1,0 +1,188 @@
+//! The outbox relay: publishes unsent outbox rows with confirms and marks them sent.
+//!
+//! - Batches: claim up to `batch_size` rows (`for update skip locked`, so several relays in
+//!   several processes never publish the same row concurrently), publish them all, await the
+//!   confirms together, mark the confirmed ones sent, commit.
+//! - Wakes at once when this process commits outbox rows ([`OutboxSignal`]), and polls on a
+//!   short timer for rows other processes wrote.
+//! - Never loses or stalls a row: when the broker or the database is down the batch stays
+//!   unsent, the error is recorded, and the relay retries with capped, jittered backoff until
+//!   it drains the backlog.
+//! - A row published but not marked (the process died between confirm and commit) is published
+//!   again: delivery is at-least-once and every function is idempotent.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use chrono::Utc;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Publisher, publisher::OutgoingMessage, reconnect_backoff};
+use crate::{db::outbox, events::EventType, metrics::Metrics};
+
+/// Wakes the relay after a commit that wrote outbox rows. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    /// Tells the relay there is something to publish. A signal sent while the relay is busy is
+    /// kept, so none is missed.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    async fn notified(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// Moves outbox rows to RabbitMQ.
+#[derive(Debug, Clone)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    publisher: Arc<Publisher>,
+    signal: OutboxSignal,
+    metrics: Arc<Metrics>,
+    batch_size: i64,
+    poll_interval: Duration,
+}
+
+impl OutboxRelay {
+    /// A relay over `pool`, publishing through `publisher`, woken by `signal`, publishing up to
+    /// `batch_size` rows at a time and polling every `poll_interval` for other processes' rows.
+    pub fn new(
+        pool: PgPool,
+        publisher: Arc<Publisher>,
+        signal: OutboxSignal,
+        metrics: Arc<Metrics>,
+        batch_size: i64,
+        poll_interval: Duration,
+    ) -> Self {
+        OutboxRelay { pool, publisher, signal, metrics, batch_size: batch_size.max(1), poll_interval }
+    }
+
+    /// Relays until `shutdown` is cancelled; a batch in flight is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(batch_size = self.batch_size, poll_ms = self.poll_interval.as_millis(), "outbox relay started");
+        let mut backoff = reconnect_backoff();
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let wait = match self.relay_batch().await {
+                // A full batch: there is probably more, go again at once.
+                Ok(sent) if sent as i64 >= self.batch_size => {
+                    backoff = reconnect_backoff();
+                    continue;
+                }
+                Ok(_) => {
+                    backoff = reconnect_backoff();
+                    None
+                }
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    tracing::warn!(error = %format!("{e:#}"), retry_in_ms = delay.as_millis(), "outbox relay could not publish; will retry");
+                    Some(delay)
+                }
+            };
+            match wait {
+                None => tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = self.signal.notified() => {}
+                    () = tokio::time::sleep(self.poll_interval) => {}
+                },
+                Some(delay) => tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                },
+            }
+        }
+        self.publisher.close().await;
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// Publishes one batch of unsent rows. Returns how many were published.
+    ///
+    /// # Errors
+    /// The database or broker failed; unpublished rows stay unsent with the error recorded.
+    pub async fn relay_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await.context("Failed to begin the outbox transaction")?;
+        let batch = outbox::claim_unsent(&mut tx, self.batch_size).await.context("Failed to claim outbox rows")?;
+        if batch.is_empty() {
+            drop(tx);
+            // Stay connected while idle, so readiness reports the broker and an outage is
+            // noticed within one poll interval rather than at the next order.
+            if !self.publisher.is_connected() {
+                self.publisher.connect().await.context("Failed to connect to RabbitMQ")?;
+            }
+            return Ok(0);
+        }
+        let topology = self.publisher.topology();
+        let queues: Vec<String> = batch
+            .iter()
+            .map(|row| {
+                row.event_type.parse::<EventType>().map(|event| topology.queue(event)).map_err(anyhow::Error::msg)
+            })
+            .collect::<anyhow::Result<_>>()
+            .context("An outbox row has an unknown event type")?;
+        let message_ids: Vec<String> = batch.iter().map(|row| row.message_id.to_string()).collect();
+        let messages: Vec<OutgoingMessage<'_>> = batch
+            .iter()
+            .zip(&queues)
+            .zip(&message_ids)
+            .map(|((row, queue), message_id)| OutgoingMessage {
+                queue,
+                message_id,
+                correlation_id: &row.correlation_id,
+                kind: &row.event_type,
+                timestamp: u64::try_from(row.created_at.timestamp()).unwrap_or_default(),
+                body: row.payload.as_bytes(),
+            })
+            .collect();
+
+        let started = Utc::now();
+        let outcome = self.publisher.publish(&messages).await;
+        let all_ids: Vec<i64> = batch.iter().map(|row| row.id).collect();
+        let results = match outcome {
+            Ok(results) => results,
+            Err(e) => {
+                self.metrics.outbox_publish_failures.inc_by(all_ids.len() as u64);
+                outbox::record_failure(&mut tx, &all_ids, &e.to_string())
+                    .await
+                    .context("Failed to record a publish failure")?;
+                tx.commit().await.context("Failed to commit the outbox transaction")?;
+                return Err(e).context(format!("Failed to publish {} outbox rows", batch.len()));
+            }
+        };
+        let (mut sent, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
+        for (row, result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => sent.push(row.id),
+                Err(e) => {
+                    failed.push(row.id);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        outbox::mark_sent(&mut tx, &sent).await.context("Failed to mark outbox rows sent")?;
+        if let Some(error) = &first_error {
+            outbox::record_failure(&mut tx, &failed, &error.to_string())
+                .await
+                .context("Failed to record a publish failure")?;
+        }
+        tx.commit().await.context("Failed to commit the outbox transaction")?;
+        self.metrics.outbox_published.inc_by(sent.len() as u64);
+        self.metrics.outbox_publish_failures.inc_by(failed.len() as u64);
+        tracing::debug!(
+            sent = sent.len(),
+            elapsed_ms = (Utc::now() - started).num_milliseconds(),
+            "outbox batch published"
+        );
+        match first_error {
+            None => Ok(sent.len()),
+            Some(e) => Err(e).context(format!("{} of {} outbox rows were not confirmed", failed.len(), batch.len())),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Prometheus metrics, in one registry per process (no global recorder: several apps in one
+//! test process stay apart). `/metrics` renders [`Metrics::render`].
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Labels of one HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// HTTP method.
+    pub method: String,
+    /// The matched route template (`/api/orders/{id}`), never the raw path.
+    pub route: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// Labels of one HTTP route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// HTTP method.
+    pub method: String,
+    /// The matched route template.
+    pub route: String,
+}
+
+/// Every metric orderflow exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests served, by method, route and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Request durations in seconds, by method and route.
+    pub http_request_duration: Family<RouteLabels, Histogram>,
+    /// Outbox rows published and confirmed.
+    pub outbox_published: Counter,
+    /// Outbox publish attempts that failed (rows stay unsent and are retried).
+    pub outbox_publish_failures: Counter,
+    /// Outbox rows not yet published (refreshed on every scrape).
+    pub outbox_unsent: Gauge,
+    /// Age in seconds of the oldest unsent outbox row, 0 when none (refreshed on every scrape).
+    pub outbox_oldest_unsent_age: Gauge<f64, AtomicU64>,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("orderflow");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests served", http_requests.clone());
+        let http_request_duration =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        registry.register("http_request_duration_seconds", "HTTP request duration", http_request_duration.clone());
+        let outbox_published = Counter::default();
+        registry.register("outbox_published", "Outbox rows published with a confirm", outbox_published.clone());
+        let outbox_publish_failures = Counter::default();
+        registry.register(
+            "outbox_publish_failures",
+            "Outbox rows whose publish failed",
+            outbox_publish_failures.clone(),
+        );
+        let outbox_unsent = Gauge::default();
+        registry.register("outbox_unsent", "Outbox rows not yet published", outbox_unsent.clone());
+        let outbox_oldest_unsent_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "outbox_oldest_unsent_age_seconds",
+            "Age of the oldest unpublished outbox row",
+            outbox_oldest_unsent_age.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_request_duration,
+            outbox_published,
+            outbox_publish_failures,
+            outbox_unsent,
+            outbox_oldest_unsent_age,
+        }
+    }
+}
+
+impl Metrics {
+    /// A registry to add more metrics to, before the first render.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
