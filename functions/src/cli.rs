@@ -1,0 +1,34 @@
+//! The `orderflow` command line: one binary, a subcommand per role (DESIGN.md section 2).
+
+use clap::{Parser, Subcommand};
+use shared::Config;
+
+/// orderflow: event-driven order processing on PostgreSQL and RabbitMQ.
+///
+/// Orders come in over HTTP; small functions react to their events on RabbitMQ (payment,
+/// completion e-mail, expiry audit); a cron function expires stale orders. Every setting is
+/// an environment variable and a flag; flags win.
+#[derive(Debug, Parser)]
+#[command(name = "orderflow", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub config: Config,
+
+    /// What to run; `all` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the process runs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP API, functions, cron and outbox relay in one process (the default).
+    All,
+    /// HTTP API and outbox relay only.
+    Api,
+    /// Functions, cron and outbox relay only, with health and metrics on HTTP_ADDR.
+    Worker,
+    /// Create the database if missing, apply migrations, and exit.
+    Migrate,
+}

@@ -1,0 +1,136 @@
+//! `POST /api/orders`: validates, writes the order and its `OrderCreated` outbox row in one
+//! statement, wakes the relay, answers 201. Publishing happens later, in the relay, so a
+//! broker outage never fails an order.
+
+use axum::{
+    Extension, Json,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use shared::{
+    db::{
+        self,
+        orders::{self, IdempotencyKey, constraints},
+    },
+    domain::{Money, NewOrder, Order},
+};
+use uuid::Uuid;
+
+use super::{ApiError, ApiJson, AppState, AuthUser, RequestId};
+
+/// The body of a create request. Types are checked here; ranges by [`NewOrder::parse`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateOrderRequest {
+    user_id: i64,
+    product_id: i64,
+    quantity: i64,
+    price: Money,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// The header that makes a create safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Creates an order.
+///
+/// # Errors
+/// 400 invalid body or header, 409 idempotency key reused for another request, 422 unknown
+/// user or product, 503 database down.
+pub async fn create_order(
+    State(state): State<AppState>,
+    Extension(caller): Extension<AuthUser>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<CreateOrderRequest>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let order = NewOrder::parse(
+        request.user_id,
+        request.product_id,
+        request.quantity,
+        request.price,
+        request.status.as_deref(),
+    )?;
+    let fingerprint = fingerprint(&order);
+
+    if let Some(key) = key
+        && let Some(replay) = replay(&state, caller, key, &fingerprint).await?
+    {
+        return Ok(created(replay, true));
+    }
+
+    let idempotency = key.map(|key| IdempotencyKey { user_id: caller.user_id, key, request_fingerprint: &fingerprint });
+    match orders::insert_order(&state.pool, &order, Uuid::now_v7(), &request_id.0, idempotency).await {
+        Ok(created_order) => {
+            state.outbox.notify();
+            tracing::info!(order.id = created_order.id, order.total = %created_order.total, "order created");
+            Ok(created(created_order, false))
+        }
+        Err(e) => match db::violated_constraint(&e) {
+            Some(constraints::UNKNOWN_USER) => Err(ApiError::UnknownReference {
+                field: "userId",
+                message: format!("no user has id {}", order.user_id()),
+            }),
+            Some(constraints::UNKNOWN_PRODUCT) => Err(ApiError::UnknownReference {
+                field: "productId",
+                message: format!("no product has id {}", order.product_id()),
+            }),
+            // A concurrent request with the same key won the race: answer with its order.
+            Some(constraints::IDEMPOTENCY_KEY_TAKEN) => {
+                let key = key.expect("the key constraint is only touched with a key");
+                let replayed = replay(&state, caller, key, &fingerprint)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("idempotency key vanished after a conflict"))?;
+                Ok(created(replayed, true))
+            }
+            _ => Err(e.into()),
+        },
+    }
+}
+
+fn created(order: Order, replayed: bool) -> Response {
+    let location =
+        HeaderValue::from_str(&format!("/api/orders/{}", order.id)).expect("a path of digits is a valid header");
+    let mut response = (StatusCode::CREATED, [(header::LOCATION, location)], Json(order)).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The order an earlier request with this key created, or a 409 if that request was different.
+async fn replay(state: &AppState, caller: AuthUser, key: &str, fingerprint: &str) -> Result<Option<Order>, ApiError> {
+    let Some(earlier) = orders::find_idempotent_replay(&state.pool, caller.user_id, key).await? else {
+        return Ok(None);
+    };
+    if earlier.request_fingerprint != fingerprint {
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was already used for a different order".into(),
+        });
+    }
+    let order = orders::get_order(&state.pool, earlier.order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {} of an idempotency key is missing", earlier.order_id))?;
+    Ok(Some(order))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key =
+        value.to_str().ok().map(str::trim).filter(|k| (1..=255).contains(&k.len())).ok_or_else(|| {
+            ApiError::invalid_parameter("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
+        })?;
+    Ok(Some(key))
+}
+
+/// What makes two create requests "the same request" for an idempotency key.
+fn fingerprint(order: &NewOrder) -> String {
+    format!("{}:{}:{}:{}", order.user_id(), order.product_id(), order.quantity(), order.price())
+}

@@ -1,0 +1,189 @@
+//! `ApiError`: every way a request can fail, and the status and JSON body each one gets:
+//! `{"error": {"code": "...", "message": "...", "field": "..."}}`. Internal errors are logged once,
+//! here, and hidden from the client: no SQL, no stack trace in a body.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use shared::{db, domain::ValidationError};
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `malformed_json`: the body is not JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// 400 `validation_failed`: a field is missing, has the wrong type, or is out of range.
+    #[error("{message}")]
+    Validation {
+        /// The field at fault, if one can be named.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// 400 `invalid_parameter`: a path segment, query parameter or header is malformed.
+    #[error("{message}")]
+    InvalidParameter {
+        /// The parameter at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// 401: missing, malformed, forged or expired token, or wrong credentials.
+    #[error("{message}")]
+    Unauthorized {
+        /// `missing_token`, `invalid_token`, `token_expired` or `invalid_credentials`.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// 404 `not_found`.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405 `method_not_allowed`.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with an earlier one (e.g. a reused idempotency key).
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable reason.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// 413 `payload_too_large`.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 415 `unsupported_media_type`.
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// 422 `unknown_reference`: a well-formed id that names nothing (an unknown user or product).
+    #[error("{message}")]
+    UnknownReference {
+        /// The field holding the id.
+        field: &'static str,
+        /// What was not found.
+        message: String,
+    },
+    /// 503 `service_unavailable`, with `Retry-After`: a dependency is down; retrying later works.
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(String),
+    /// 500 `internal_error`: a bug or an unexpected failure. Logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::Validation { .. } | ApiError::InvalidParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnknownReference { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::Validation { .. } => "validation_failed",
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::Unauthorized { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnknownReference { .. } => "unknown_reference",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Validation { field, .. } => field.as_deref(),
+            ApiError::InvalidParameter { field, .. } => Some(field),
+            ApiError::UnknownReference { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// A 401 for a request without usable credentials.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized { code, message: message.into() }
+    }
+
+    /// A 400 for a malformed path segment, query parameter or header.
+    pub fn invalid_parameter(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::InvalidParameter { field: field.into(), message: message.into() }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Validation { field: Some(e.field.to_owned()), message: e.message }
+    }
+}
+
+/// A database error that reached a handler: transient ones (server down, pool exhausted) are a
+/// 503 the client may retry; anything else is a 500.
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if db::is_transient(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable("the database is unavailable".into())
+        } else {
+            ApiError::Internal(anyhow::Error::new(e).context("Database query failed"))
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+                "internal error; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message, field: self.field() } };
+        let mut response = (status, Json(body)).into_response();
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

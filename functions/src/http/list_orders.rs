@@ -1,0 +1,62 @@
+//! `GET /api/orders?status=&page=&pageSize=`: a page of orders, newest first.
+
+use axum::{Json, extract::State};
+use serde::{Deserialize, Serialize};
+use shared::{
+    db::orders,
+    domain::{Order, OrderStatus},
+};
+
+use super::{ApiError, ApiQuery, AppState};
+
+/// Largest page.
+pub const MAX_PAGE_SIZE: i64 = 100;
+const DEFAULT_PAGE_SIZE: i64 = 20;
+
+/// Query parameters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOrdersQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    page_size: Option<i64>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPage {
+    items: Vec<Order>,
+    page: i64,
+    page_size: i64,
+    total: i64,
+}
+
+/// Lists orders.
+///
+/// # Errors
+/// 400 for an unknown status or a page out of range.
+pub async fn list_orders(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListOrdersQuery>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let status = match query.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<OrderStatus>().map_err(|e| ApiError::invalid_parameter("status", e.to_string()))?),
+    };
+    let page = query.page.unwrap_or(1);
+    if page < 1 {
+        return Err(ApiError::invalid_parameter("page", "must be 1 or more"));
+    }
+    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::invalid_parameter("pageSize", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+    }
+    let offset =
+        (page - 1).checked_mul(page_size).ok_or_else(|| ApiError::invalid_parameter("page", "is too large"))?;
+    let (items, total) = orders::list_orders(&state.pool, status, page_size, offset).await?;
+    Ok(Json(OrderPage { items, page, page_size, total }))
+}

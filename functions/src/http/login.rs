@@ -1,0 +1,62 @@
+//! `POST /api/auth/login`: trades the e-mail and password of a user for a bearer token.
+
+use argon2::{Argon2, PasswordVerifier};
+use axum::{Json, extract::State};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::db::users;
+
+use super::{ApiError, ApiJson, AppState};
+
+/// A login attempt.
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// A token and when it expires.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    token: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// Checked when the e-mail is unknown, so that a wrong e-mail and a wrong password take the
+/// same time and a caller cannot probe which e-mails exist.
+const DECOY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$TjxlOTO7srsoN0VtAkSe8A$9dfQxYUKTx+FLgRv5rz5JjduaXD2LDij2tfIo5YtSMQ";
+
+/// Logs a user in.
+///
+/// # Errors
+/// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password.
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    if request.email.trim().is_empty() {
+        return Err(ApiError::Validation { field: Some("email".into()), message: "must not be empty".into() });
+    }
+    if request.password.is_empty() {
+        return Err(ApiError::Validation { field: Some("password".into()), message: "must not be empty".into() });
+    }
+    let credentials = users::find_credentials_by_email(&state.pool, request.email.trim()).await?;
+    let (user_id, hash) = match credentials {
+        Some(c) => (Some(c.user_id), c.password_hash),
+        None => (None, DECOY_HASH.to_owned()),
+    };
+    // argon2 is deliberately slow (tens of milliseconds): keep it off the async workers.
+    let password_ok = tokio::task::spawn_blocking(move || {
+        Argon2::default().verify_password(request.password.as_bytes(), hash.as_str()).is_ok()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (Some(user_id), true) = (user_id, password_ok) else {
+        return Err(ApiError::unauthorized("invalid_credentials", "wrong e-mail or password"));
+    };
+    let issued = state.tokens.issue(user_id, Utc::now())?;
+    tracing::info!(user.id = user_id, "user logged in");
+    Ok(Json(LoginResponse { token: issued.token, expires_at: issued.expires_at }))
+}

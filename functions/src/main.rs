@@ -1,0 +1,49 @@
+//! `orderflow`: config, tracing, then the chosen role until SIGINT/SIGTERM.
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::Parser;
+use orderflow::{
+    app::{Application, Role, shutdown_signal},
+    cli::{Cli, Command},
+};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, Vec::new()) {
+        eprintln!("orderflow: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "orderflow failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let role = match cli.command.unwrap_or(Command::All) {
+        Command::All => Role::All,
+        Command::Api => Role::Api,
+        Command::Worker => Role::Worker,
+        Command::Migrate => {
+            shared::db::connect_and_migrate(&cli.config.database_url, 1, Duration::from_secs(60)).await?;
+            tracing::info!("database is up to date");
+            return Ok(());
+        }
+    };
+    let app = Application::build(cli.config, role).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    app.run(shutdown).await
+}

@@ -1,0 +1,230 @@
+//! `spawn_app`: a whole orderflow process inside the test, on its own database and its own
+//! queue names, against the real PostgreSQL and RabbitMQ; torn down when the test ends.
+
+use std::{future::Future, sync::LazyLock, time::Duration};
+
+use lapin::{
+    Channel, Connection, ConnectionProperties,
+    message::BasicGetMessage,
+    options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions},
+    types::FieldTable,
+};
+use orderflow::app::{Application, Role};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use shared::{Config, events::EventType, messaging::Topology};
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// PostgreSQL server the tests use (without a database name).
+pub fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".into())
+}
+
+/// RabbitMQ the tests use.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+// Logs from the app under test are shown with TEST_LOG=1 (quiet by default).
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let _ = shared::telemetry::init(shared::config::LogFormat::Pretty, &filter, Vec::new());
+    }
+});
+
+/// A running orderflow and everything a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The app's own database.
+    pub pool: PgPool,
+    /// The configuration it runs with.
+    pub config: Config,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    run: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    database: String,
+}
+
+/// A configuration with a fresh database name and queue prefix, listening on free ports.
+pub fn test_config() -> Config {
+    let id = Uuid::new_v4().simple().to_string();
+    let mut config = Config::from_env();
+    config.database_url = format!("{}/orderflow_test_{}", postgres_server(), &id[..16]);
+    config.amqp_url = amqp_url();
+    config.queue_prefix = format!("test-{}-", &id[..12]);
+    config.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.board_addr = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some("a-test-secret-that-is-long-enough".parse().unwrap());
+    config.db_max_connections = 5;
+    config.outbox_poll_ms = 100;
+    config.shutdown_timeout_secs = 5;
+    config
+}
+
+/// Starts orderflow (`all`) with the test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts orderflow (`all`) with the test configuration changed by `customize`.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut config = test_config();
+    customize(&mut config);
+    let database = config.database_url.rsplit('/').next().unwrap().to_owned();
+    let app = Application::build(config.clone(), Role::All).await.expect("orderflow failed to start");
+    let address = format!("http://{}", app.http_addr());
+    let pool = app.pool().clone();
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(app.run(shutdown.clone()));
+    TestApp {
+        address,
+        pool,
+        config,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        shutdown,
+        run: Some(run),
+        database,
+    }
+}
+
+impl TestApp {
+    /// The queue names of this app.
+    pub fn topology(&self) -> Topology {
+        Topology::new(self.config.queue_prefix.clone(), self.config.queue_type)
+    }
+
+    /// The queue an event travels on in this app.
+    pub fn queue(&self, event: EventType) -> String {
+        self.topology().queue(event)
+    }
+
+    /// A URL on the app.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Logs in as the seeded admin and returns the bearer token.
+    pub async fn admin_token(&self) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "admin login failed");
+        response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /api/orders` with a JSON body, as the admin.
+    pub async fn create_order(&self, token: &str, body: &Value) -> Response {
+        self.client.post(self.url("/api/orders")).bearer_auth(token).json(body).send().await.unwrap()
+    }
+
+    /// `GET` a path with a token.
+    pub async fn get(&self, token: &str, path: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    /// Rows in a table (tests only pass literal table names).
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Stops the app gracefully and waits for it.
+    #[allow(dead_code, reason = "not every test binary stops its app explicitly")]
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(run) = self.run.take() {
+            tokio::time::timeout(Duration::from_secs(15), run)
+                .await
+                .expect("orderflow did not stop in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops the database and deletes the queues, even when the test failed.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let database = self.database.clone();
+        let topology = self.topology();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect(&format!("{}/postgres", postgres_server())).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        r#"drop database if exists "{database}" with (force)"#
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+                delete_topology(&topology).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Deletes every queue and exchange of a topology.
+pub async fn delete_topology(topology: &Topology) {
+    let Ok(channel) = amqp_channel().await else { return };
+    for queue in topology.all_queues() {
+        let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+    }
+    let _ = channel
+        .exchange_delete(topology.dead_letter_exchange().as_str().into(), ExchangeDeleteOptions::default())
+        .await;
+}
+
+/// A fresh channel on the test broker.
+pub async fn amqp_channel() -> lapin::Result<Channel> {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+    connection.create_channel().await
+}
+
+/// How many ready messages a queue holds.
+pub async fn queue_depth(channel: &Channel, queue: &str) -> u32 {
+    channel
+        .queue_declare(queue.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap()
+        .message_count()
+}
+
+/// Takes one message off a queue (acknowledged at once), if any.
+pub async fn take_message(channel: &Channel, queue: &str) -> Option<BasicGetMessage> {
+    channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A valid create-order body.
+pub fn order_body() -> Value {
+    json!({ "userId": 1, "productId": 2, "quantity": 3, "price": 9.99 })
+}

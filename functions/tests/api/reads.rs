@@ -1,0 +1,104 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn orders_are_listed_newest_first_by_page_and_status() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    for quantity in 1..=5 {
+        let body = json!({ "userId": 1, "productId": 1, "quantity": quantity, "price": 1 });
+        assert_eq!(app.create_order(&token, &body).await.status(), StatusCode::CREATED);
+    }
+
+    let page: Value = app.get(&token, "/api/orders?page=2&pageSize=2").await.json().await.unwrap();
+    let pending: Value = app.get(&token, "/api/orders?status=Pending").await.json().await.unwrap();
+    let completed: Value = app.get(&token, "/api/orders?status=Completed").await.json().await.unwrap();
+
+    assert_eq!(page["total"], 5);
+    assert_eq!((page["page"].as_i64(), page["pageSize"].as_i64()), (Some(2), Some(2)));
+    let quantities: Vec<_> =
+        page["items"].as_array().unwrap().iter().map(|o| o["quantity"].as_i64().unwrap()).collect();
+    assert_eq!(quantities, vec![3, 2]);
+    assert_eq!(pending["total"], 5);
+    assert_eq!(completed["total"], 0);
+    assert_eq!(completed["items"], json!([]));
+}
+
+#[tokio::test]
+async fn an_order_is_fetched_by_id_and_a_missing_one_is_404() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let created: Value = app.create_order(&token, &crate::helpers::order_body()).await.json().await.unwrap();
+
+    let found = app.get(&token, &format!("/api/orders/{}", created["id"])).await;
+    let missing = app.get(&token, "/api/orders/424242").await;
+
+    assert_eq!(found.status(), StatusCode::OK);
+    assert_eq!(found.json::<Value>().await.unwrap(), created);
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn seeded_products_and_users_are_listed_without_password_hashes() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    let products: Value = app.get(&token, "/api/products").await.json().await.unwrap();
+    let users = app.get(&token, "/api/users").await.text().await.unwrap();
+
+    assert!(products.as_array().unwrap().len() >= 3);
+    assert_eq!(products[0]["id"], 1);
+    assert!(products[0]["price"].is_number());
+    assert!(users.contains("admin@example.com"));
+    assert!(!users.contains("argon2") && !users.to_lowercase().contains("password"), "{users}");
+}
+
+#[tokio::test]
+async fn notifications_can_be_filtered_by_order_and_type() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let created: Value = app.create_order(&token, &crate::helpers::order_body()).await.json().await.unwrap();
+    sqlx::query("insert into notifications (order_id, type, message, metadata) values ($1, 'OrderCompleted', 'done', '{\"userId\": 1}')")
+        .bind(created["id"].as_i64().unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let all: Value = app.get(&token, "/api/notifications").await.json().await.unwrap();
+    let of_order: Value = app
+        .get(&token, &format!("/api/notifications?orderId={}&type=OrderCompleted", created["id"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let expired: Value = app.get(&token, "/api/notifications?type=OrderExpired").await.json().await.unwrap();
+
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    assert_eq!(of_order[0]["type"], "OrderCompleted");
+    assert_eq!(of_order[0]["metadata"]["userId"], 1);
+    assert_eq!(expired, json!([]));
+}
+
+#[tokio::test]
+async fn health_and_metrics_answer_without_a_token() {
+    let app = spawn_app().await;
+
+    let live = app.client.get(app.url("/health/live")).send().await.unwrap();
+    let ready = crate::helpers::eventually("readiness", std::time::Duration::from_secs(10), || async {
+        let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
+        (response.status() == StatusCode::OK).then_some(response)
+    })
+    .await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+
+    assert_eq!(live.status(), StatusCode::OK);
+    assert_eq!(ready.json::<Value>().await.unwrap()["checks"], json!({ "database": "up", "broker": "up" }));
+    assert!(
+        metrics.contains(r#"orderflow_http_requests_total{method="GET",route="/health/live",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("orderflow_outbox_unsent 0"), "{metrics}");
+}
