@@ -1,12 +1,14 @@
 //! What every orderflow function needs: configuration, telemetry, the order domain, events,
 //! the database and the messaging layer.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod events;
 pub mod messaging;
 pub mod metrics;
+pub mod payments;
 pub mod telemetry;
 
 pub use config::Config;

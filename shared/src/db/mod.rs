@@ -2,6 +2,7 @@
 //! named by intent. All SQL lives under this module, parameterised, checked at compile time
 //! against the `.sqlx/` offline cache.
 
+pub mod cron;
 pub mod notifications;
 pub mod orders;
 pub mod outbox;

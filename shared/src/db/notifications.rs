@@ -4,7 +4,10 @@ use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sqlx::PgPool;
+
+use crate::domain::{Money, OrderStatus};
 
 /// The kinds of notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,7 +47,7 @@ impl FromStr for NotificationType {
 }
 
 /// A notification as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     /// Database id.
@@ -56,8 +59,9 @@ pub struct Notification {
     pub kind: String,
     /// A human-readable line.
     pub message: String,
-    /// Details: `userId` and `total` or `expiredAt`.
-    pub metadata: serde_json::Value,
+    /// Details: `userId` and `total` or `expiredAt`. Kept as the stored JSON text, so money
+    /// keeps its two decimals.
+    pub metadata: Box<RawValue>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
 }
@@ -74,10 +78,9 @@ pub async fn list_notifications(
     order_id: Option<i64>,
     kind: Option<NotificationType>,
 ) -> sqlx::Result<Vec<Notification>> {
-    sqlx::query_as!(
-        Notification,
+    let rows = sqlx::query!(
         r#"
-        select id, order_id, type as kind, message, metadata, created_at
+        select id, order_id, type as kind, message, metadata::text as "metadata!", created_at
         from notifications
         where ($1::bigint is null or order_id = $1) and ($2::text is null or type = $2)
         order by id
@@ -88,5 +91,102 @@ pub async fn list_notifications(
         LIST_LIMIT
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Notification {
+                id: row.id,
+                order_id: row.order_id,
+                kind: row.kind,
+                message: row.message,
+                metadata: RawValue::from_string(row.metadata).map_err(|e| sqlx::Error::Decode(e.into()))?,
+                created_at: row.created_at,
+            })
+        })
+        .collect()
+}
+
+/// What recording a notification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The notification was written now (the first delivery): do the side effect (the e-mail).
+    Inserted {
+        /// The order's user.
+        user_id: i64,
+        /// The order's total.
+        total: Money,
+    },
+    /// It already existed: a redelivery, nothing to do.
+    Duplicate,
+    /// The order is not in the state the notification reports (or does not exist): the event
+    /// is wrong, and retrying will not fix it.
+    StateMismatch(Option<OrderStatus>),
+}
+
+/// Records the `OrderCompleted` notification of a Completed order, once: metadata
+/// `{userId, total}` taken from the order row.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_completed(pool: &PgPool, order_id: i64) -> sqlx::Result<Recorded> {
+    let row = sqlx::query!(
+        r#"
+        with inserted as (
+            insert into notifications (order_id, type, message, metadata)
+            select id, 'OrderCompleted', format('Order %s completed: total %s', id, total),
+                   jsonb_build_object('userId', user_id, 'total', total)
+            from orders where id = $1 and status = 'Completed'
+            on conflict (order_id, type) do nothing
+            returning order_id
+        )
+        select (select count(*) from inserted) as "inserted!",
+               o.status as "status?: OrderStatus", o.user_id as "user_id?", o.total as "total?: Money"
+        from (select 1) as one left join orders o on o.id = $1
+        "#,
+        order_id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(classify(row.inserted, row.status, OrderStatus::Completed, row.user_id, row.total))
+}
+
+/// Records the `OrderExpired` notification of an Expired order, once: metadata
+/// `{userId, expiredAt}`, `expiredAt` being when the sweep expired it.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_expired(pool: &PgPool, order_id: i64) -> sqlx::Result<Recorded> {
+    let row = sqlx::query!(
+        r#"
+        with inserted as (
+            insert into notifications (order_id, type, message, metadata)
+            select id, 'OrderExpired', format('Order %s expired unpaid', id),
+                   jsonb_build_object('userId', user_id, 'expiredAt', updated_at)
+            from orders where id = $1 and status = 'Expired'
+            on conflict (order_id, type) do nothing
+            returning order_id
+        )
+        select (select count(*) from inserted) as "inserted!",
+               o.status as "status?: OrderStatus", o.user_id as "user_id?", o.total as "total?: Money"
+        from (select 1) as one left join orders o on o.id = $1
+        "#,
+        order_id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(classify(row.inserted, row.status, OrderStatus::Expired, row.user_id, row.total))
+}
+
+fn classify(
+    inserted: i64,
+    status: Option<OrderStatus>,
+    expected: OrderStatus,
+    user_id: Option<i64>,
+    total: Option<Money>,
+) -> Recorded {
+    match (inserted, status, user_id, total) {
+        (1.., _, Some(user_id), Some(total)) => Recorded::Inserted { user_id, total },
+        (_, Some(status), _, _) if status == expected => Recorded::Duplicate,
+        (_, status, _, _) => Recorded::StateMismatch(status),
+    }
 }

@@ -1,6 +1,7 @@
 //! Orders: creation (with its `OrderCreated` outbox row in the same statement), reads, and the
 //! guarded state transitions.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -153,4 +154,116 @@ pub async fn list_orders(
     .fetch_one(pool)
     .await?;
     Ok((items, total))
+}
+
+/// What the guarded `Pending → Processing` step found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartProcessing {
+    /// The order was Pending and is now Processing: go on and charge it.
+    Started,
+    /// The order exists but is past Pending (a redelivery, or another worker got there first).
+    AlreadyPast(OrderStatus),
+    /// No order has this id.
+    NotFound,
+}
+
+/// Guarded `Pending → Processing`: moves the order only if it is still Pending, and says what it
+/// found otherwise, in one round trip.
+///
+/// # Errors
+/// Database errors.
+pub async fn mark_processing_if_pending(pool: &PgPool, id: i64) -> sqlx::Result<StartProcessing> {
+    // The subselect reads the snapshot from before the update: it sees the old status.
+    let row = sqlx::query!(
+        r#"
+        with moved as (
+            update orders set status = 'Processing', updated_at = now()
+            where id = $1 and status = 'Pending'
+            returning id
+        )
+        select (select count(*) from moved) as "moved!",
+               (select status from orders where id = $1) as "status?: OrderStatus"
+        "#,
+        id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(match (row.moved, row.status) {
+        (1.., _) => StartProcessing::Started,
+        (_, Some(status)) => StartProcessing::AlreadyPast(status),
+        (_, None) => StartProcessing::NotFound,
+    })
+}
+
+/// Guarded `Processing → Completed` and its `OrderCompleted` outbox row, in one statement.
+/// Returns `false` if the order was no longer Processing (e.g. it expired meanwhile): then
+/// nothing is written.
+///
+/// # Errors
+/// Database errors.
+pub async fn complete_with_event(pool: &PgPool, id: i64, message_id: Uuid, correlation_id: &str) -> sqlx::Result<bool> {
+    let completed = sqlx::query_scalar!(
+        r#"
+        with done as (
+            update orders set status = 'Completed', updated_at = now()
+            where id = $1 and status = 'Processing'
+            returning id, user_id, total
+        ), event as (
+            insert into outbox (message_id, event_type, order_id, payload, correlation_id)
+            select $2, 'OrderCompleted', id, json_build_object('orderId', id, 'userId', user_id, 'total', total), $3
+            from done
+        )
+        select count(*) as "count!" from done
+        "#,
+        id,
+        message_id,
+        correlation_id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(completed > 0)
+}
+
+/// Guarded `Processing → Expired` for up to `limit` orders whose `updated_at` is before
+/// `cutoff`, each with its `OrderExpired` outbox row, in one statement (one transaction).
+/// Returns how many expired; call again until it returns less than `limit`. Rows locked by a
+/// concurrent transaction (an order being completed right now) are skipped, not waited for.
+///
+/// # Errors
+/// Database errors.
+pub async fn expire_batch(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: i64,
+    correlation_id: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"
+        with candidates as (
+            select id from orders
+            where status = 'Processing' and updated_at < $1
+            order by updated_at
+            limit $3
+            for update skip locked
+        ), expired as (
+            update orders o set status = 'Expired', updated_at = $2
+            from candidates c
+            where o.id = c.id and o.status = 'Processing'
+            returning o.id, o.user_id, o.updated_at
+        ), events as (
+            insert into outbox (message_id, event_type, order_id, payload, correlation_id)
+            select gen_random_uuid(), 'OrderExpired', id,
+                   json_build_object('orderId', id, 'userId', user_id, 'expiredAt', updated_at), $4
+            from expired
+        )
+        select count(*) as "count!" from expired
+        "#,
+        cutoff,
+        now,
+        limit,
+        correlation_id
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -1,0 +1,87 @@
+//! Cron runs: claiming a scheduled tick so that exactly one process runs it, and recording the
+//! outcome of every run (and every skip) for the board.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+/// A claimed tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CronRun {
+    /// The run's row id.
+    pub id: i64,
+}
+
+/// Claims `job`'s tick scheduled at `scheduled_at` for `worker`. Returns `None` if another
+/// process holds it, after recording this claimant's skip. A tick whose earlier run failed can
+/// be claimed again (a retry).
+///
+/// # Errors
+/// Database errors.
+pub async fn claim_tick(
+    pool: &PgPool,
+    job: &str,
+    scheduled_at: DateTime<Utc>,
+    worker: &str,
+) -> sqlx::Result<Option<CronRun>> {
+    let claimed = sqlx::query_as!(
+        CronRun,
+        r#"
+        insert into cron_runs (job, scheduled_at, worker)
+        values ($1, $2, $3)
+        on conflict (job, scheduled_at) where outcome <> 'Skipped'
+        do update set worker = excluded.worker, outcome = 'Running', started_at = now(), error = null
+            where cron_runs.outcome = 'Failed'
+        returning id
+        "#,
+        job,
+        scheduled_at,
+        worker
+    )
+    .fetch_optional(pool)
+    .await?;
+    if claimed.is_none() {
+        sqlx::query!(
+            r#"
+            insert into cron_runs (job, scheduled_at, worker, outcome, finished_at, affected)
+            values ($1, $2, $3, 'Skipped', now(), 0)
+            "#,
+            job,
+            scheduled_at,
+            worker
+        )
+        .execute(pool)
+        .await?;
+    }
+    Ok(claimed)
+}
+
+/// Records that a claimed run finished, and how many rows it changed.
+///
+/// # Errors
+/// Database errors.
+pub async fn finish_run(pool: &PgPool, run: CronRun, affected: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update cron_runs set outcome = 'Done', finished_at = now(), affected = $2 where id = $1",
+        run.id,
+        affected
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records that a claimed run failed (the tick may be claimed again by a retry).
+///
+/// # Errors
+/// Database errors.
+pub async fn fail_run(pool: &PgPool, run: CronRun, affected: i64, error: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update cron_runs set outcome = 'Failed', finished_at = now(), affected = $2, error = $3 where id = $1",
+        run.id,
+        affected,
+        error
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
