@@ -28,7 +28,8 @@ pub struct Config {
         env = "AMQP_URL",
         global = true,
         default_value = "amqp://guest:guest@localhost:5672/%2f",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_amqp_url
     )]
     pub amqp_url: String,
 
@@ -91,6 +92,11 @@ pub struct Config {
     /// Log filter, in tracing's env-filter syntax (e.g. `info,orderflow=debug`).
     #[arg(long, env = "RUST_LOG", global = true, default_value = "info,sqlx::postgres::notice=warn")]
     pub rust_log: String,
+
+    /// Messages each queue worker holds at once, i.e. how many jobs of one function run
+    /// concurrently (thousands of payments can wait at once; 1 to 65535).
+    #[arg(long, env = "WORKER_PREFETCH", global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_prefetch: u16,
 
     /// Largest PostgreSQL connection pool of one process.
     #[arg(long, env = "DB_MAX_CONNECTIONS", global = true, default_value_t = 20)]
@@ -209,6 +215,12 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("`{s}` is not between 0 and 1")) }
 }
 
+fn parse_amqp_url(s: &str) -> Result<String, String> {
+    s.parse::<lapin::uri::AMQPUri>()
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not an AMQP URL (amqp://user:password@host:port/vhost): {e}"))
+}
+
 fn parse_schedule(s: &str) -> Result<String, String> {
     cron::Schedule::from_str(s)
         .map(|_| s.to_owned())
@@ -225,6 +237,12 @@ mod tests {
         assert!(parse_rate("-0.1").is_err());
         assert!(parse_rate("abc").is_err());
         assert_eq!(parse_rate("0.25"), Ok(0.25));
+    }
+
+    #[test]
+    fn an_amqp_url_is_checked_at_start_up() {
+        assert!(parse_amqp_url("amqp://guest:guest@localhost:5672/%2f").is_ok());
+        assert!(parse_amqp_url("http://nope").is_err());
     }
 
     #[test]

@@ -4,13 +4,21 @@
 //! transaction as their state change and never publish directly (DESIGN.md section 6.1).
 
 mod backoff;
+mod consumer;
 mod health;
+mod message_info;
 mod publisher;
 mod relay;
+mod shutdown_guard;
 mod topology;
+mod worker;
 
 pub use backoff::reconnect_backoff;
+pub use consumer::{ConsumerError, EventBackend, LazyAck};
 pub use health::BrokerHealth;
+pub use message_info::MessageInfo;
 pub use publisher::{OutgoingMessage, PublishError, Publisher};
 pub use relay::{OutboxRelay, OutboxSignal};
+pub use shutdown_guard::{ShutdownGuardLayer, ShutdownInterrupted};
 pub use topology::Topology;
+pub use worker::{RestartBackoff, amqp_config, retry_policy};

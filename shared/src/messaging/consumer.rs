@@ -1,0 +1,277 @@
+//! `EventBackend<T>`: the apalis backend our queue functions consume from. It wraps
+//! apalis-amqp's `AmqpBackend<T>` and works around its pitfalls (DESIGN.md section 9), each
+//! named where it is handled:
+//!
+//! 1. *Never-pushed panic.* `AmqpBackend::poll_ready` reports ready once the queue is declared,
+//!    before the consumer exists, and `poll_next` then unwraps the missing consumer. We open the
+//!    channel through the sink first and poll until the consumer exists before any `poll_next`.
+//! 2. *Acks on a channel-less copy.* `AmqpBackend`'s `BackendConfig::middleware` hands the ack
+//!    layer a clone taken before the channel exists, so every ack fails `NotConnected`. Our ack
+//!    layer ([`LazyAck`]) uses a clone taken after the channel opened.
+//! 3. *Undecodable bodies end the worker.* apalis decodes `Durable` backends' payloads in
+//!    `DurableBackend::poll_next` and ends the worker on a codec error, leaving the message
+//!    unacked at the head of the queue. We declare the backend `Ephemeral` (no apalis decoding),
+//!    decode here, and reject what does not decode (`requeue = false`: it dead-letters to
+//!    `<queue>_error`).
+//! 4. *Delivery tags as task ids.* apalis-amqp numbers tasks by delivery tag (1, 2, 3 … per
+//!    channel). We use the AMQP `message_id` instead.
+//! 5. *Consumer cancelled by the broker* (queue deleted, node restart): the upstream stream
+//!    ends and the worker waits forever for a shutdown nobody asked for. We turn it into an
+//!    error, so the worker ends and its supervisor restarts it.
+//! 6. *Failures during shutdown are dead-lettered.* apalis's retry policy stops retrying once
+//!    shutdown starts and upstream nacks without requeue, so a job interrupted by shutdown would
+//!    land in `<queue>_error`. [`LazyAck`] requeues such failures instead.
+
+use std::{
+    marker::PhantomData,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use apalis_amqp::{AmqpBackend, Config, Error as AmqpError};
+use apalis_core::{
+    backend::{Backend, BackendConfig, finalize::Ephemeral},
+    error::BoxDynError,
+    task::{ExecutionContext, Task, status::Status, task_id::TaskId},
+    timer::Delay,
+    worker::{
+        context::WorkerContext,
+        ext::ack::{Acknowledge, AcknowledgeLayer},
+    },
+};
+use futures::{FutureExt, Sink, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use serde::de::DeserializeOwned;
+
+use super::shutdown_guard::ShutdownInterrupted;
+
+/// Why an [`EventBackend`] stopped consuming; the worker ends and is restarted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// The broker connection or channel failed.
+    #[error("AMQP consumer failed: {0}")]
+    Amqp(#[from] AmqpError),
+    /// The broker cancelled the consumer (e.g. the queue was deleted).
+    #[error("the broker cancelled the AMQP consumer")]
+    Cancelled,
+}
+
+type Rejection = BoxFuture<'static, Result<(), AmqpError>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the restart delay, then opening the channel.
+    Connecting,
+    /// Channel open; the consumer is being created.
+    Subscribing,
+    /// Consuming.
+    Consuming,
+}
+
+/// A queue of JSON events of type `T`, consumed through apalis-amqp (see the module docs).
+pub struct EventBackend<T> {
+    inner: AmqpBackend<T>,
+    phase: Phase,
+    start_delay: Option<Delay>,
+    // Rejections of undecodable deliveries, driven to completion by the worker's polls.
+    rejections: FuturesUnordered<Rejection>,
+    // Filled with a clone of `inner` once its channel exists; read by the ack layer.
+    ack_backend: Arc<Mutex<Option<AmqpBackend<T>>>>,
+    consuming: Arc<AtomicBool>,
+    _event: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for EventBackend<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBackend").field("queue", &self.inner.config().queue).field("phase", &self.phase).finish()
+    }
+}
+
+impl<T: Send + 'static> EventBackend<T> {
+    /// A backend for the queue in `config`, connecting to `url` on first poll (after
+    /// `start_delay`, the supervisor's restart backoff). `consuming` is set while the consumer
+    /// is up, for readiness.
+    ///
+    /// # Errors
+    /// The URL does not parse.
+    pub fn new(
+        url: &str,
+        config: Config,
+        start_delay: Duration,
+        consuming: Arc<AtomicBool>,
+    ) -> Result<Self, AmqpError> {
+        let inner = AmqpBackend::<T>::new_from_addr(url)?.with_config(config);
+        Ok(EventBackend {
+            inner,
+            phase: Phase::Connecting,
+            start_delay: (!start_delay.is_zero()).then(|| Delay::new(start_delay)),
+            rejections: FuturesUnordered::new(),
+            ack_backend: Arc::new(Mutex::new(None)),
+            consuming,
+            _event: PhantomData,
+        })
+    }
+
+    fn drive_rejections(&mut self, cx: &mut Context<'_>) {
+        while let Poll::Ready(Some(result)) = self.rejections.poll_next_unpin(cx) {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "could not dead-letter an undecodable message; it will be redelivered");
+            }
+        }
+    }
+
+    fn failed<E: Into<ConsumerError>>(&self, error: E) -> ConsumerError {
+        self.consuming.store(false, Ordering::Relaxed);
+        error.into()
+    }
+}
+
+impl<T> Backend for EventBackend<T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Task = Task<T>;
+    type Error = ConsumerError;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), ConsumerError>> {
+        self.drive_rejections(cx);
+        if let Some(delay) = self.start_delay.as_mut() {
+            ready!(Pin::new(delay).poll(cx));
+            self.start_delay = None;
+        }
+        if self.phase == Phase::Connecting {
+            // Pitfall 1: the sink's poll_ready connects, opens the channel and declares the queue.
+            if let Err(e) = ready!(Sink::<Task<Vec<u8>>>::poll_ready(Pin::new(&mut self.inner), cx)) {
+                return Poll::Ready(Err(self.failed(e)));
+            }
+            // Pitfall 2: this clone shares the open channel, so acks through it work.
+            *self.ack_backend.lock().expect("ack backend lock poisoned") = Some(self.inner.clone());
+            self.phase = Phase::Subscribing;
+        }
+        if self.phase == Phase::Subscribing {
+            // With a channel present, the backend's poll_ready creates the consumer.
+            if let Err(e) = ready!(self.inner.poll_ready(cx, worker)) {
+                return Poll::Ready(Err(self.failed(e)));
+            }
+            self.phase = Phase::Consuming;
+            self.consuming.store(true, Ordering::Relaxed);
+            tracing::info!(queue = %self.inner.config().queue, worker = worker.name(), "consuming");
+        }
+        match ready!(self.inner.poll_ready(cx, worker)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(self.failed(e))),
+        }
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        worker: &WorkerContext,
+    ) -> Poll<Option<Result<Task<T>, ConsumerError>>> {
+        if self.phase != Phase::Consuming {
+            // Pitfall 1 again: never let apalis-amqp poll a consumer that does not exist.
+            if let Err(e) = ready!(self.poll_ready(cx, worker)) {
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+        loop {
+            self.drive_rejections(cx);
+            let task = match ready!(self.inner.poll_next(cx, worker)) {
+                Some(Ok(task)) => task,
+                Some(Err(e)) => return Poll::Ready(Some(Err(self.failed(e)))),
+                None if worker.is_shutting_down() => return Poll::Ready(None),
+                // Pitfall 5.
+                None => return Poll::Ready(Some(Err(self.failed(ConsumerError::Cancelled)))),
+            };
+            match serde_json::from_slice::<T>(&task.args) {
+                Ok(event) => {
+                    let task = task.map_args(|_| event);
+                    // Pitfall 4: the message_id, not the delivery tag, identifies the task.
+                    let task = match task.metadata().get("message_id").map(str::to_owned) {
+                        Some(message_id) => task.into_builder().task_id(TaskId::String(message_id)).build(),
+                        None => task,
+                    };
+                    return Poll::Ready(Some(Ok(task)));
+                }
+                Err(error) => {
+                    // Pitfall 3: reject without requeue; the queue's dead-letter exchange keeps it.
+                    tracing::error!(
+                        queue = %self.inner.config().queue,
+                        message.id = task.metadata().get("message_id").unwrap_or("-"),
+                        error = %error,
+                        "undecodable message dead-lettered to the error queue"
+                    );
+                    task.raw_status().store(Status::Killed);
+                    let result: Result<(), BoxDynError> = Err(Box::new(error));
+                    self.rejections.push(Acknowledge::<()>::ack(&mut self.inner, &result, task.ctx()));
+                }
+            }
+        }
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), ConsumerError>> {
+        self.drive_rejections(cx);
+        if !self.rejections.is_empty() {
+            return Poll::Pending;
+        }
+        self.consuming.store(false, Ordering::Relaxed);
+        self.inner.poll_close(cx, worker).map_err(Into::into)
+    }
+}
+
+impl<T> BackendConfig for EventBackend<T> {
+    type Args = T;
+    type Id = u64;
+    // Pitfall 3: Ephemeral, so apalis does not decode (we do, in poll_next).
+    type Kind = Ephemeral;
+    type Config = Config;
+    type Layer = AcknowledgeLayer<LazyAck<T>>;
+
+    fn config(&self) -> &Config {
+        self.inner.config()
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> Self::Layer {
+        AcknowledgeLayer::new(LazyAck { backend: self.ack_backend.clone() })
+    }
+}
+
+/// Acknowledges through `AmqpBackend`'s own logic (Done → ack; Killed → reject without
+/// requeue; otherwise nack, which dead-letters), on a backend copy that has a channel
+/// (pitfall 2), and requeues a failure caused by shutdown instead of dead-lettering it
+/// (pitfall 6).
+pub struct LazyAck<T> {
+    backend: Arc<Mutex<Option<AmqpBackend<T>>>>,
+}
+
+impl<T> Clone for LazyAck<T> {
+    fn clone(&self) -> Self {
+        LazyAck { backend: self.backend.clone() }
+    }
+}
+
+impl<T: Send + 'static, Res: Send + Sync + 'static> Acknowledge<Res> for LazyAck<T> {
+    type Error = AmqpError;
+    type Future = BoxFuture<'static, Result<(), AmqpError>>;
+
+    fn ack(&mut self, result: &Result<Res, BoxDynError>, ctx: &ExecutionContext) -> Self::Future {
+        let Some(mut backend) = self.backend.lock().expect("ack backend lock poisoned").clone() else {
+            return async { Err(AmqpError::NotConnected) }.boxed();
+        };
+        let interrupted_by_shutdown = result.as_ref().err().is_some_and(|error| {
+            error.downcast_ref::<ShutdownInterrupted>().is_some()
+                || (ctx.status() != Status::Killed
+                    && ctx.data().get::<WorkerContext>().is_some_and(WorkerContext::is_shutting_down))
+        });
+        if interrupted_by_shutdown {
+            let mut config = backend.config().clone();
+            config.nack_options.requeue = true;
+            backend = backend.with_config(config);
+        }
+        Acknowledge::<Res>::ack(&mut backend, result, ctx)
+    }
+}
