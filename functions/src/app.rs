@@ -5,15 +5,22 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use shared::{
-    Config, db,
+    Config,
+    clock::{Clock, SystemClock},
+    db,
     messaging::{BrokerHealth, OutboxRelay, OutboxSignal, Publisher, Topology},
     metrics::Metrics,
+    payments::{PaymentGateway, PaymentSimulator},
 };
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::http::{self, AppState, TokenKeys};
+use crate::{
+    deps::FunctionDeps,
+    http::{self, AppState, TokenKeys},
+    registry::{self, Function, WorkerSettings},
+};
 
 /// Which parts of orderflow this process runs (DESIGN.md section 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +29,38 @@ pub enum Role {
     All,
     /// The HTTP API and the outbox relay.
     Api,
-    /// Functions and cron, with the outbox relay (so a function's events leave at once) and
-    /// health/metrics on `HTTP_ADDR`.
-    Worker,
+    /// The given functions (and cron), with the outbox relay (so a function's events leave at
+    /// once) and health/metrics on `HTTP_ADDR`.
+    Worker(Vec<Function>),
+}
+
+impl Role {
+    fn functions(&self) -> &[Function] {
+        match self {
+            Role::All => &Function::ALL,
+            Role::Api => &[],
+            Role::Worker(functions) => functions,
+        }
+    }
+}
+
+/// What tests and benchmarks may replace: the payment outcome and the clock.
+#[derive(Clone)]
+pub struct Externals {
+    /// Charges orders.
+    pub payments: Arc<dyn PaymentGateway>,
+    /// Tells the time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Externals {
+    /// The production choices: the payment simulator at `PAYMENT_SUCCESS_RATE` and the system clock.
+    pub fn from_config(config: &Config) -> Self {
+        Externals {
+            payments: Arc::new(PaymentSimulator::new(config.payment_success_rate)),
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 /// How long start-up waits for PostgreSQL before giving up.
@@ -37,6 +73,7 @@ pub struct Application {
     pool: PgPool,
     publisher: Arc<Publisher>,
     state: AppState,
+    externals: Externals,
     http: TcpListener,
 }
 
@@ -48,6 +85,15 @@ impl Application {
     /// # Errors
     /// PostgreSQL stayed unreachable, a migration failed, or the address is taken.
     pub async fn build(config: Config, role: Role) -> anyhow::Result<Self> {
+        let externals = Externals::from_config(&config);
+        Self::build_with(config, role, externals).await
+    }
+
+    /// [`Application::build`] with chosen payment gateway and clock.
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with(config: Config, role: Role, externals: Externals) -> anyhow::Result<Self> {
         let (secret, is_default) = config.jwt_secret();
         if is_default {
             tracing::warn!(
@@ -57,8 +103,7 @@ impl Application {
         }
         let tokens = Arc::new(TokenKeys::new(secret, Duration::from_secs(config.jwt_ttl_secs)));
         let pool = db::connect_and_migrate(&config.database_url, config.db_max_connections, DATABASE_PATIENCE).await?;
-        let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
-        let publisher = Arc::new(Publisher::new(config.amqp_url.clone(), topology));
+        let publisher = Arc::new(Publisher::new(config.amqp_url.clone(), topology(&config)));
         let broker = BrokerHealth::default();
         broker.register("publisher", {
             let publisher = publisher.clone();
@@ -75,7 +120,7 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: config.max_body_bytes,
         };
-        Ok(Application { config, role, pool, publisher, state, http })
+        Ok(Application { config, role, pool, publisher, state, externals, http })
     }
 
     /// The address the HTTP listener is bound to (useful with port 0).
@@ -91,16 +136,59 @@ impl Application {
         &self.pool
     }
 
-    /// Runs until `shutdown` is cancelled (or a part fails), then gives in-flight work up to
-    /// `SHUTDOWN_TIMEOUT_SECS` to finish.
+    /// Runs until `shutdown` is cancelled (or a part fails). Then intake stops (HTTP, queue
+    /// consumers), in-flight jobs get up to `SHUTDOWN_TIMEOUT_SECS` to finish, and the relay
+    /// publishes what they wrote before it stops too.
     ///
     /// # Errors
-    /// A part stopped with an error.
+    /// The functions could not be set up (e.g. an invalid schedule).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Application { config, role, pool, publisher, state, http } = self;
-        let tasks = TaskTracker::new();
-        // Any part ending cancels the others: a process that lost its API should not linger.
+        let Application { config, role, pool, publisher, state, externals, http } = self;
+        let intake = TaskTracker::new();
+        // Any part ending stops the others: a process that lost its API should not linger.
         let stop = shutdown.child_token();
+        // The relay outlives intake so that the events of the last jobs still leave.
+        let stop_relay = CancellationToken::new();
+
+        let deps = FunctionDeps::new(
+            pool.clone(),
+            config.db_max_connections,
+            externals.payments,
+            externals.clock,
+            state.outbox.clone(),
+            config.payment_delay(),
+            Duration::from_secs(config.order_ttl_secs),
+            stop.clone(),
+            config.shutdown_timeout().saturating_sub(Duration::from_secs(1)),
+        );
+        let functions = role.functions();
+        if !functions.is_empty() {
+            let settings = WorkerSettings {
+                amqp_url: config.amqp_url.clone(),
+                topology: topology(&config),
+                prefetch: config.worker_prefetch,
+                max_retries: config.max_retries,
+                retry_base: Duration::from_millis(config.retry_base_ms),
+                expiry_schedule: config.expiry_schedule.clone(),
+                shutdown_timeout: config.shutdown_timeout(),
+                process_name: process_name(),
+            };
+            let monitor = registry::monitor(functions, &deps, &settings, &state.broker)?;
+            let names: Vec<_> = functions.iter().map(|f| f.name()).collect();
+            tracing::info!(functions = ?names, prefetch = config.worker_prefetch, "starting functions");
+            intake.spawn(supervised("functions", stop.clone(), {
+                let stop = stop.clone();
+                async move {
+                    monitor
+                        .run_with_signal(async move {
+                            stop.cancelled().await;
+                            Ok(())
+                        })
+                        .await
+                        .context("The functions' monitor failed")
+                }
+            }));
+        }
 
         let relay = OutboxRelay::new(
             pool.clone(),
@@ -110,20 +198,20 @@ impl Application {
             config.outbox_batch_size,
             config.outbox_poll_interval(),
         );
-        tasks.spawn(supervised("outbox relay", stop.clone(), {
-            let stop = stop.clone();
+        let relay = tokio::spawn(supervised("outbox relay", stop.clone(), {
+            let stop_relay = stop_relay.clone();
             async move {
-                relay.run(stop).await;
+                relay.run(stop_relay).await;
                 Ok(())
             }
         }));
 
         let router = match role {
             Role::All | Role::Api => http::router(state),
-            Role::Worker => http::operations_router(state),
+            Role::Worker(_) => http::operations_router(state),
         };
         tracing::info!(role = ?role, http.addr = %http.local_addr()?, "orderflow started");
-        tasks.spawn(supervised("HTTP server", stop.clone(), {
+        intake.spawn(supervised("HTTP server", stop.clone(), {
             let stop = stop.clone();
             async move {
                 axum::serve(http, router)
@@ -133,16 +221,34 @@ impl Application {
             }
         }));
 
-        tasks.close();
+        intake.close();
         stop.cancelled().await;
         tracing::info!(timeout_secs = config.shutdown_timeout_secs, "shutting down: letting in-flight work finish");
-        if tokio::time::timeout(config.shutdown_timeout(), tasks.wait()).await.is_err() {
+        let drained = tokio::time::timeout(config.shutdown_timeout(), intake.wait()).await.is_ok();
+        if !drained {
             tracing::warn!("in-flight work did not finish within the shutdown timeout; it will be redelivered");
         }
+        stop_relay.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
         pool.close().await;
         tracing::info!("orderflow stopped");
         Ok(())
     }
+}
+
+fn topology(config: &Config) -> Topology {
+    Topology::new(config.queue_prefix.clone(), config.queue_type)
+}
+
+/// `<host>-<pid>`: tells the workers of several processes apart in logs, the journal and cron runs.
+fn process_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Runs one part of the process; when it ends, says so and stops the others.

@@ -1,7 +1,9 @@
 //! The `orderflow` command line: one binary, a subcommand per role (DESIGN.md section 2).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use shared::Config;
+
+use crate::registry::Function;
 
 /// orderflow: event-driven order processing on PostgreSQL and RabbitMQ.
 ///
@@ -28,7 +30,16 @@ pub enum Command {
     /// HTTP API and outbox relay only.
     Api,
     /// Functions, cron and outbox relay only, with health and metrics on HTTP_ADDR.
-    Worker,
+    Worker(WorkerArgs),
     /// Create the database if missing, apply migrations, and exit.
     Migrate,
+}
+
+/// Options of `orderflow worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Run only these functions (comma-separated), so each can be scaled on its own.
+    /// Default: all of them.
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 1..)]
+    pub functions: Vec<Function>,
 }

@@ -1,6 +1,14 @@
-//! orderflow's functions and the process that hosts them: the HTTP API, and (built on the
-//! shared crate) the outbox relay.
+//! orderflow's functions and the process that hosts them: the HTTP functions, the queue
+//! functions (`on_<event>`), the cron function (`expire_orders`), all registered in
+//! [`registry`], and the `orderflow` binary's start-up in [`app`].
 
 pub mod app;
 pub mod cli;
+pub mod deps;
+pub mod error;
+pub mod expire_orders;
 pub mod http;
+pub mod on_order_completed;
+pub mod on_order_created;
+pub mod on_order_expired;
+pub mod registry;

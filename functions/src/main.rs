@@ -6,6 +6,7 @@ use clap::Parser;
 use orderflow::{
     app::{Application, Role, shutdown_signal},
     cli::{Cli, Command},
+    registry::Function,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +30,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let role = match cli.command.unwrap_or(Command::All) {
         Command::All => Role::All,
         Command::Api => Role::Api,
-        Command::Worker => Role::Worker,
+        Command::Worker(args) if args.functions.is_empty() => Role::Worker(Function::ALL.to_vec()),
+        Command::Worker(args) => Role::Worker(args.functions),
         Command::Migrate => {
             shared::db::connect_and_migrate(&cli.config.database_url, 1, Duration::from_secs(60)).await?;
             tracing::info!("database is up to date");

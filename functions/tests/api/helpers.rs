@@ -1,18 +1,25 @@
 //! `spawn_app`: a whole orderflow process inside the test, on its own database and its own
 //! queue names, against the real PostgreSQL and RabbitMQ; torn down when the test ends.
 
-use std::{future::Future, sync::LazyLock, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use lapin::{
-    Channel, Connection, ConnectionProperties,
+    BasicProperties, Channel, Connection, ConnectionProperties,
     message::BasicGetMessage,
-    options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions},
+    options::{
+        BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+        QueueDeleteOptions,
+    },
     types::FieldTable,
 };
-use orderflow::app::{Application, Role};
+use orderflow::app::{Application, Externals, Role};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use shared::{Config, events::EventType, messaging::Topology};
+use shared::{Config, events::EventType, messaging::Topology, payments::PaymentGateway};
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -66,30 +73,85 @@ pub fn test_config() -> Config {
     config
 }
 
-/// Starts orderflow (`all`) with the test configuration.
+/// Starts orderflow's API (HTTP and outbox relay, no functions) with the test configuration.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+    app().spawn().await
 }
 
-/// Starts orderflow (`all`) with the test configuration changed by `customize`.
+/// Starts orderflow's API with the test configuration changed by `customize`.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
-    LazyLock::force(&TRACING);
+    app().config(customize).spawn().await
+}
+
+/// A test app to configure and spawn: the API role, payments always approved after no delay,
+/// fast retries, the system clock.
+pub fn app() -> TestAppBuilder {
     let mut config = test_config();
-    customize(&mut config);
-    let database = config.database_url.rsplit('/').next().unwrap().to_owned();
-    let app = Application::build(config.clone(), Role::All).await.expect("orderflow failed to start");
-    let address = format!("http://{}", app.http_addr());
-    let pool = app.pool().clone();
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(app.run(shutdown.clone()));
-    TestApp {
-        address,
-        pool,
-        config,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-        shutdown,
-        run: Some(run),
-        database,
+    config.payment_delay_ms = 0;
+    config.payment_success_rate = 1.0;
+    config.retry_base_ms = 100;
+    TestAppBuilder { config, role: Role::Api, payments: None }
+}
+
+/// See [`app`].
+pub struct TestAppBuilder {
+    config: Config,
+    role: Role,
+    payments: Option<Arc<dyn PaymentGateway>>,
+}
+
+impl TestAppBuilder {
+    /// Runs these parts of orderflow.
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Runs everything: API, relay, functions and cron.
+    pub fn with_functions(self) -> Self {
+        self.role(Role::All)
+    }
+
+    /// Changes the configuration.
+    pub fn config(mut self, customize: impl FnOnce(&mut Config)) -> Self {
+        customize(&mut self.config);
+        self
+    }
+
+    /// Uses this payment gateway instead of the simulator at `PAYMENT_SUCCESS_RATE`.
+    pub fn payments(mut self, payments: Arc<dyn PaymentGateway>) -> Self {
+        self.payments = Some(payments);
+        self
+    }
+
+    /// Starts it.
+    pub async fn spawn(self) -> TestApp {
+        LazyLock::force(&TRACING);
+        let TestAppBuilder { config, role, payments } = self;
+        // Declare the queues up front, so a test may publish or count before the app's own
+        // connections have declared them.
+        let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
+        let channel = amqp_channel().await.expect("RabbitMQ is not reachable");
+        topology.declare(&channel).await.expect("could not declare the test topology");
+        let mut externals = Externals::from_config(&config);
+        if let Some(payments) = payments {
+            externals.payments = payments;
+        }
+        let database = config.database_url.rsplit('/').next().unwrap().to_owned();
+        let app = Application::build_with(config.clone(), role, externals).await.expect("orderflow failed to start");
+        let address = format!("http://{}", app.http_addr());
+        let pool = app.pool().clone();
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(app.run(shutdown.clone()));
+        TestApp {
+            address,
+            pool,
+            config,
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            shutdown,
+            run: Some(run),
+            database,
+        }
     }
 }
 
@@ -227,4 +289,44 @@ where
 /// A valid create-order body.
 pub fn order_body() -> Value {
     json!({ "userId": 1, "productId": 2, "quantity": 3, "price": 9.99 })
+}
+
+/// Publishes a raw body to a queue, persistent and confirmed, with a message id.
+pub async fn publish_raw(queue: &str, body: &[u8], message_id: &str) {
+    let channel = amqp_channel().await.unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_message_id(message_id.into())
+        .with_correlation_id("test".into());
+    channel
+        .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// An order's status.
+pub async fn order_status(pool: &PgPool, id: i64) -> String {
+    sqlx::query_scalar("select status from orders where id = $1").bind(id).fetch_one(pool).await.unwrap()
+}
+
+/// Outbox rows of one event type.
+pub async fn outbox_rows(pool: &PgPool, event_type: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where event_type = $1")
+        .bind(event_type)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Notifications of one order and type.
+pub async fn notifications_of(pool: &PgPool, order_id: i64, kind: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from notifications where order_id = $1 and type = $2")
+        .bind(order_id)
+        .bind(kind)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }

@@ -1,11 +1,16 @@
 //! orderflow's integration tests: one binary, each test with its own database and queue names,
 //! against the real PostgreSQL and RabbitMQ.
 
+mod gateways;
 mod helpers;
 
 mod auth;
 mod bad_input;
 mod create_order;
+mod dead_letters;
+mod expiry;
+mod functions;
 mod idempotency;
 mod outbox;
 mod reads;
+mod workers;

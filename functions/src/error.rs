@@ -1,0 +1,37 @@
+//! `FunctionError`: how a job function fails, and what apalis does about it.
+
+use apalis::prelude::{AbortError, BoxDynError};
+
+/// A failed job.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// Retrying cannot help (an order that does not exist, or is in a state the event
+    /// contradicts): the message goes to `<queue>_error` at once.
+    #[error("{0}")]
+    Permanent(String),
+    /// Probably passing (database or broker unreachable): retried with backoff, then
+    /// dead-lettered.
+    #[error(transparent)]
+    Transient(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for FunctionError {
+    fn from(e: sqlx::Error) -> Self {
+        FunctionError::Transient(e.into())
+    }
+}
+
+impl FunctionError {
+    /// The error apalis understands: permanent failures are an `AbortError` at the top level
+    /// (apalis only recognises it there), so the retry layer gives up and the message is
+    /// rejected without requeue.
+    pub fn into_job_error(self) -> BoxDynError {
+        match self {
+            FunctionError::Permanent(_) => Box::new(AbortError::new(self)),
+            FunctionError::Transient(e) => e.into(),
+        }
+    }
+}
+
+/// What a job function returns to apalis.
+pub type JobResult = Result<(), BoxDynError>;

@@ -1,0 +1,45 @@
+//! Trigger: `OrderCompleted` on `order-completed-event`.
+//! Effect: records the `OrderCompleted` notification (metadata `{userId, total}`) and, the
+//! first time only, "sends" the confirmation e-mail (one log line).
+//! Twice is harmless: `unique (order_id, type)`; a duplicate insert is a no-op and sends nothing.
+//! Retries: database errors are retried with backoff; an order that is not Completed is
+//! dead-lettered at once.
+
+use apalis::prelude::Data;
+use shared::{
+    db::notifications::{self, Recorded},
+    events::OrderCompleted,
+};
+
+use crate::{
+    deps::FunctionDeps,
+    error::{FunctionError, JobResult},
+};
+
+/// Notifies that an order was paid.
+pub async fn on_order_completed(event: OrderCompleted, deps: Data<FunctionDeps>) -> JobResult {
+    notify(&event, &deps).await.map_err(FunctionError::into_job_error)
+}
+
+async fn notify(event: &OrderCompleted, deps: &FunctionDeps) -> Result<(), FunctionError> {
+    let id = event.order_id;
+    let recorded = {
+        let _turn = deps.db_turn().await;
+        notifications::record_completed(&deps.pool, id).await?
+    };
+    match recorded {
+        Recorded::Inserted { user_id, total } => {
+            // The fake e-mail: ids and the amount only, no personal data.
+            tracing::info!(order.id = id, user.id = user_id, order.total = %total, "e-mail sent: order {id} confirmed, total {total}");
+            Ok(())
+        }
+        Recorded::Duplicate => {
+            tracing::info!(order.id = id, "order {id} was already notified; nothing to do");
+            Ok(())
+        }
+        Recorded::StateMismatch(status) => Err(FunctionError::Permanent(match status {
+            Some(status) => format!("order {id} is {status}, not Completed"),
+            None => format!("order {id} does not exist"),
+        })),
+    }
+}

@@ -1,0 +1,104 @@
+//! Trigger: `OrderCreated` on `order-created-event`.
+//! Effect: guarded `Pending → Processing`, wait `PAYMENT_DELAY_MS`, charge; when approved,
+//! `Processing → Completed` plus an `OrderCompleted` outbox row in one statement; when declined
+//! the order stays Processing ("payment pending") until it is paid or expires.
+//! Twice is harmless: a redelivery finds the order past Pending and does nothing; a retry of
+//! the same delivery (attempt > 1) resumes the payment of its Processing order, and the gateway
+//! is idempotent per order, so the order is charged once and completed once.
+//! Retries: database and gateway errors are retried with backoff; an unknown order is
+//! dead-lettered at once.
+
+use apalis::prelude::{Attempt, Data, Meta};
+use shared::{
+    db::orders::{self, StartProcessing},
+    domain::OrderStatus,
+    events::OrderCreated,
+    messaging::MessageInfo,
+    payments::PaymentOutcome,
+};
+use tokio::time::{Instant, sleep_until};
+use uuid::Uuid;
+
+use crate::{
+    deps::FunctionDeps,
+    error::{FunctionError, JobResult},
+};
+
+/// Pays for a new order.
+pub async fn on_order_created(
+    event: OrderCreated,
+    deps: Data<FunctionDeps>,
+    Meta(message): Meta<MessageInfo>,
+    attempt: Attempt,
+) -> JobResult {
+    pay(&event, &deps, &message, attempt.current()).await.map_err(FunctionError::into_job_error)
+}
+
+async fn pay(
+    event: &OrderCreated,
+    deps: &FunctionDeps,
+    message: &MessageInfo,
+    attempt: usize,
+) -> Result<(), FunctionError> {
+    let id = event.order_id;
+    let started = {
+        let _turn = deps.db_turn().await;
+        orders::mark_processing_if_pending(&deps.pool, id).await?
+    };
+    match started {
+        StartProcessing::Started => {}
+        // Our own earlier attempt moved it: this retry resumes the payment.
+        StartProcessing::AlreadyPast(OrderStatus::Processing) if attempt > 1 => {}
+        StartProcessing::AlreadyPast(status) => {
+            tracing::info!(order.id = id, order.status = %status, "order {id} is already {status}; nothing to do");
+            return Ok(());
+        }
+        StartProcessing::NotFound => return Err(FunctionError::Permanent(format!("order {id} does not exist"))),
+    }
+
+    if !wait_for_payment(deps).await {
+        tracing::warn!(
+            order.id = id,
+            "payment of order {id} interrupted by shutdown; it stays Processing and expires if unpaid"
+        );
+        return Err(FunctionError::Transient(anyhow::anyhow!("payment interrupted by shutdown")));
+    }
+
+    let outcome =
+        deps.payments.charge(id, event.total).await.map_err(|e| {
+            FunctionError::Transient(anyhow::Error::new(e).context(format!("Failed to charge order {id}")))
+        })?;
+    match outcome {
+        PaymentOutcome::Approved => {
+            let completed = {
+                let _turn = deps.db_turn().await;
+                orders::complete_with_event(&deps.pool, id, Uuid::now_v7(), message.correlation_id()).await?
+            };
+            if completed {
+                deps.outbox.notify();
+                tracing::info!(order.id = id, order.total = %event.total, "order {id} completed");
+            } else {
+                tracing::info!(order.id = id, "order {id} was paid but is no longer Processing (expired meanwhile)");
+            }
+        }
+        PaymentOutcome::Declined => tracing::info!(order.id = id, "payment pending for order {id}"),
+    }
+    Ok(())
+}
+
+/// Waits the payment time. On shutdown the wait goes on only if it ends within the drain
+/// budget; returns `false` when it was cut short.
+async fn wait_for_payment(deps: &FunctionDeps) -> bool {
+    let paid_at = Instant::now() + deps.payment_delay;
+    tokio::select! {
+        () = sleep_until(paid_at) => true,
+        () = deps.shutdown.cancelled() => {
+            if paid_at <= Instant::now() + deps.drain_budget {
+                sleep_until(paid_at).await;
+                true
+            } else {
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Every function, registered in exactly one place: the queue functions on apalis workers over
+//! RabbitMQ (retries with backoff, panics caught, traced), the expiry on an apalis-cron worker,
+//! all on one apalis `Monitor`.
+//!
+//! Jobs must be idempotent: any message may arrive twice (at-least-once delivery), and each
+//! function is written so that running it twice has the effect of running it once.
+
+use std::{
+    str::FromStr,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use anyhow::Context;
+use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis_cron::CronScheduler;
+use shared::{
+    events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
+    messaging::{BrokerHealth, EventBackend, RestartBackoff, ShutdownGuardLayer, Topology, amqp_config, retry_policy},
+};
+
+use crate::{
+    deps::FunctionDeps, expire_orders::expire_orders, on_order_completed::on_order_completed,
+    on_order_created::on_order_created, on_order_expired::on_order_expired,
+};
+
+/// The functions a worker process can run (`orderflow worker --functions …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Function {
+    /// Pays for new orders (queue `order-created-event`).
+    #[value(name = "on_order_created")]
+    OnOrderCreated,
+    /// E-mails and records completed orders (queue `order-completed-event`).
+    #[value(name = "on_order_completed")]
+    OnOrderCompleted,
+    /// Records expired orders (queue `order-expired-event`).
+    #[value(name = "on_order_expired")]
+    OnOrderExpired,
+    /// Expires stale orders on `EXPIRY_SCHEDULE` (cron).
+    #[value(name = "expire_orders")]
+    ExpireOrders,
+}
+
+impl Function {
+    /// Every function.
+    pub const ALL: [Function; 4] =
+        [Function::OnOrderCreated, Function::OnOrderCompleted, Function::OnOrderExpired, Function::ExpireOrders];
+
+    /// The function's name, as in `--functions`, logs and the board.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::OnOrderCreated => "on_order_created",
+            Function::OnOrderCompleted => "on_order_completed",
+            Function::OnOrderExpired => "on_order_expired",
+            Function::ExpireOrders => "expire_orders",
+        }
+    }
+
+    /// The event whose queue triggers the function; `None` for the cron function.
+    pub fn trigger(self) -> Option<EventType> {
+        match self {
+            Function::OnOrderCreated => Some(EventType::OrderCreated),
+            Function::OnOrderCompleted => Some(EventType::OrderCompleted),
+            Function::OnOrderExpired => Some(EventType::OrderExpired),
+            Function::ExpireOrders => None,
+        }
+    }
+}
+
+/// How the workers are set up.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// RabbitMQ URL.
+    pub amqp_url: String,
+    /// Queue names and declarations.
+    pub topology: Topology,
+    /// Messages a queue worker holds at once (its concurrency).
+    pub prefetch: u16,
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// First retry backoff.
+    pub retry_base: Duration,
+    /// The expiry cron schedule.
+    pub expiry_schedule: String,
+    /// How long in-flight jobs may take after a shutdown signal.
+    pub shutdown_timeout: Duration,
+    /// Names the workers of this process (`<function>@<process>`).
+    pub process_name: String,
+}
+
+/// Registers a queue function: an [`EventBackend`] on its queue (restarted with backoff when
+/// it fails), the retry policy, the shutdown guard, panic catching and tracing.
+macro_rules! queue_worker {
+    ($monitor:expr, $function:expr, $event:ty, $handler:path, $deps:expr, $settings:expr, $health:expr) => {{
+        let function: Function = $function;
+        let event = function.trigger().expect("a queue function has a trigger");
+        let consuming = Arc::new(AtomicBool::new(false));
+        $health.register(format!("{} consumer", function.name()), {
+            let consuming = consuming.clone();
+            move || consuming.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        let (deps, settings) = ($deps.clone(), $settings.clone());
+        let name = worker_name(function, &settings);
+        let restarts = RestartBackoff::default();
+        $monitor.register(move |restart| {
+            let delay = restarts.delay(restart);
+            if !delay.is_zero() {
+                tracing::info!(worker = %name, delay_ms = delay.as_millis(), "reconnecting after a backoff");
+            }
+            let config = amqp_config(&settings.topology, event, settings.prefetch);
+            let backend = EventBackend::<$event>::new(&settings.amqp_url, config, delay, consuming.clone())
+                .expect("AMQP_URL was validated at start-up");
+            WorkerBuilder::new(name.as_str())
+                .backend(backend)
+                .data(deps.clone())
+                .retry(retry_policy(settings.max_retries, settings.retry_base))
+                .layer(ShutdownGuardLayer)
+                .catch_panic()
+                .enable_tracing()
+                .build($handler)
+        })
+    }};
+}
+
+/// One apalis `Monitor` running `functions`. Each queue worker's consumer reports to `health`.
+///
+/// # Errors
+/// The expiry schedule does not parse.
+pub fn monitor(
+    functions: &[Function],
+    deps: &FunctionDeps,
+    settings: &WorkerSettings,
+    health: &BrokerHealth,
+) -> anyhow::Result<Monitor> {
+    let mut monitor = Monitor::new()
+        .should_restart(|worker, error| {
+            // Our supervisor: a worker that ended with an error (broker restart, consumer
+            // cancelled) is rebuilt with a fresh backend, after a backoff (RestartBackoff).
+            tracing::warn!(worker = worker.name(), error = %error, "worker stopped; restarting");
+            true
+        })
+        .shutdown_timeout(settings.shutdown_timeout);
+    for function in functions {
+        monitor = match function {
+            Function::OnOrderCreated => {
+                queue_worker!(monitor, *function, OrderCreated, on_order_created, deps, settings, health)
+            }
+            Function::OnOrderCompleted => {
+                queue_worker!(monitor, *function, OrderCompleted, on_order_completed, deps, settings, health)
+            }
+            Function::OnOrderExpired => {
+                queue_worker!(monitor, *function, OrderExpired, on_order_expired, deps, settings, health)
+            }
+            Function::ExpireOrders => {
+                let schedule = cron::Schedule::from_str(&settings.expiry_schedule)
+                    .with_context(|| format!("Invalid EXPIRY_SCHEDULE `{}`", settings.expiry_schedule))?;
+                let (deps, name) = (deps.clone(), worker_name(*function, settings));
+                let (max_retries, retry_base) = (settings.max_retries, settings.retry_base);
+                monitor.register(move |_restarts| {
+                    WorkerBuilder::new(name.as_str())
+                        .backend(CronScheduler::new(schedule.clone()))
+                        .data(deps.clone())
+                        .retry(retry_policy(max_retries, retry_base))
+                        .layer(ShutdownGuardLayer)
+                        .catch_panic()
+                        .enable_tracing()
+                        .build(expire_orders)
+                })
+            }
+        };
+    }
+    Ok(monitor)
+}
+
+fn worker_name(function: Function, settings: &WorkerSettings) -> String {
+    format!("{}@{}", function.name(), settings.process_name)
+}

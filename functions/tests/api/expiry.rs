@@ -1,0 +1,120 @@
+//! The expiry sweep, called directly with a stopped clock.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use orderflow::{deps::FunctionDeps, expire_orders::run_tick};
+use shared::{clock::FixedClock, db::orders, domain::NewOrder, messaging::OutboxSignal};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{gateways::ScriptedGateway, helpers::app};
+
+const TTL: Duration = Duration::from_secs(600);
+
+fn deps(pool: &PgPool, now: DateTime<Utc>) -> FunctionDeps {
+    FunctionDeps::new(
+        pool.clone(),
+        5,
+        ScriptedGateway::approving(),
+        Arc::new(FixedClock::new(now)),
+        OutboxSignal::default(),
+        Duration::ZERO,
+        TTL,
+        CancellationToken::new(),
+        Duration::from_secs(1),
+    )
+}
+
+/// An order in `status`, last changed `age` before `now`.
+async fn order(pool: &PgPool, status: &str, now: DateTime<Utc>, age: Duration) -> i64 {
+    let new = NewOrder::parse(1, 1, 1, "5.00".parse().unwrap(), None).unwrap();
+    let id = orders::insert_order(pool, &new, Uuid::now_v7(), "test", None).await.unwrap().id;
+    sqlx::query("update orders set status = $2, updated_at = $3 where id = $1")
+        .bind(id)
+        .bind(status)
+        .bind(now - chrono::Duration::from_std(age).unwrap())
+        .execute(pool)
+        .await
+        .unwrap();
+    id
+}
+
+async fn expired_event_orders(pool: &PgPool) -> Vec<i64> {
+    sqlx::query_scalar("select order_id from outbox where event_type = 'OrderExpired' order by order_id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn only_processing_orders_older_than_the_ttl_expire_each_with_one_event() {
+    let app = app().spawn().await;
+    let now = Utc::now();
+    let old = TTL + Duration::from_secs(1);
+    let stale = [order(&app.pool, "Processing", now, old).await, order(&app.pool, "Processing", now, old * 3).await];
+    let untouched = [
+        order(&app.pool, "Pending", now, old).await,
+        order(&app.pool, "Completed", now, old).await,
+        order(&app.pool, "Processing", now, TTL - Duration::from_secs(5)).await,
+    ];
+
+    let expired = run_tick(now, &deps(&app.pool, now), "worker-a").await.unwrap();
+
+    assert_eq!(expired, Some(2));
+    for id in stale {
+        assert_eq!(crate::helpers::order_status(&app.pool, id).await, "Expired");
+    }
+    let statuses: Vec<String> =
+        futures::future::join_all(untouched.iter().map(|id| crate::helpers::order_status(&app.pool, *id))).await;
+    assert_eq!(statuses, ["Pending", "Completed", "Processing"]);
+    assert_eq!(expired_event_orders(&app.pool).await, stale.to_vec());
+    let payload: serde_json::Value =
+        sqlx::query_scalar("select payload::jsonb from outbox where event_type = 'OrderExpired' limit 1")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let event: shared::events::OrderExpired = serde_json::from_value(payload).unwrap();
+    assert_eq!(event.expired_at.map(|t| t.timestamp()), Some(now.timestamp()));
+}
+
+#[tokio::test]
+async fn two_concurrent_runs_of_one_tick_expire_each_order_once() {
+    let app = app().spawn().await;
+    let now = Utc::now();
+    let mut stale = Vec::new();
+    for _ in 0..40 {
+        stale.push(order(&app.pool, "Processing", now, TTL * 2).await);
+    }
+    let tick = now - chrono::Duration::seconds(1);
+    let mut deps = deps(&app.pool, now);
+    deps.expiry_batch_size = 7;
+
+    let (a, b) = tokio::join!(run_tick(tick, &deps, "worker-a"), run_tick(tick, &deps, "worker-b"));
+
+    let mut results = [a.unwrap(), b.unwrap()];
+    results.sort();
+    assert_eq!(results, [None, Some(40)], "one run, one skip");
+    assert_eq!(expired_event_orders(&app.pool).await, stale);
+    let outcomes: Vec<(String, Option<i64>)> =
+        sqlx::query_as("select outcome, affected from cron_runs where job = 'expire_orders' order by outcome")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(outcomes, [("Done".to_owned(), Some(40)), ("Skipped".to_owned(), Some(0))]);
+}
+
+#[tokio::test]
+async fn a_later_tick_expires_nothing_twice() {
+    let app = app().spawn().await;
+    let now = Utc::now();
+    order(&app.pool, "Processing", now, TTL * 2).await;
+    let deps = deps(&app.pool, now);
+
+    let first = run_tick(now, &deps, "worker-a").await.unwrap();
+    let second = run_tick(now + chrono::Duration::minutes(1), &deps, "worker-a").await.unwrap();
+
+    assert_eq!((first, second), (Some(1), Some(0)));
+    assert_eq!(expired_event_orders(&app.pool).await.len(), 1);
+}
