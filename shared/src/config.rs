@@ -110,6 +110,14 @@ pub struct Config {
     #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = 500)]
     pub outbox_poll_ms: u64,
 
+    /// Hours finished jobs stay in the journal (and sent outbox rows, cron runs) before pruning.
+    #[arg(long, env = "JOURNAL_RETENTION_HOURS", global = true, default_value_t = 168)]
+    pub journal_retention_hours: u64,
+
+    /// Readiness fails when the oldest unpublished outbox row is older than this many seconds.
+    #[arg(long, env = "OUTBOX_LAG_LIMIT_SECS", global = true, default_value_t = 60)]
+    pub outbox_lag_limit_secs: u64,
+
     /// Most outbox rows the relay publishes in one batch.
     #[arg(long, env = "OUTBOX_BATCH_SIZE", global = true, default_value_t = 500)]
     pub outbox_batch_size: i64,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod events;
+pub mod journal;
 pub mod messaging;
 pub mod metrics;
 pub mod payments;

@@ -29,6 +29,20 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of one function's jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FunctionLabels {
+    /// The function (`on_order_created`, `expire_orders`, …).
+    pub function: String,
+}
+
+impl FunctionLabels {
+    /// Labels for `function`.
+    pub fn of(function: &str) -> Self {
+        FunctionLabels { function: function.to_owned() }
+    }
+}
+
 /// Every metric orderflow exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -45,6 +59,19 @@ pub struct Metrics {
     pub outbox_unsent: Gauge,
     /// Age in seconds of the oldest unsent outbox row, 0 when none (refreshed on every scrape).
     pub outbox_oldest_unsent_age: Gauge<f64, AtomicU64>,
+    /// Job attempts that succeeded, by function.
+    pub jobs_succeeded: Family<FunctionLabels, Counter>,
+    /// Job attempts that failed (retried or not), by function.
+    pub jobs_failed: Family<FunctionLabels, Counter>,
+    /// Failed attempts that will be retried, by function.
+    pub jobs_retried: Family<FunctionLabels, Counter>,
+    /// Messages dead-lettered to `<queue>_error` (retries exhausted, permanent failure or
+    /// undecodable), by function.
+    pub jobs_dead_lettered: Family<FunctionLabels, Counter>,
+    /// Duration of job attempts in seconds, by function.
+    pub job_duration: Family<FunctionLabels, Histogram>,
+    /// Journal entries dropped because the journal writer fell too far behind.
+    pub journal_dropped: Counter,
 }
 
 fn latency_buckets() -> Histogram {
@@ -75,8 +102,31 @@ impl Default for Metrics {
             "Age of the oldest unpublished outbox row",
             outbox_oldest_unsent_age.clone(),
         );
+        let jobs_succeeded = Family::<FunctionLabels, Counter>::default();
+        registry.register("jobs_succeeded", "Job attempts that succeeded", jobs_succeeded.clone());
+        let jobs_failed = Family::<FunctionLabels, Counter>::default();
+        registry.register("jobs_failed", "Job attempts that failed", jobs_failed.clone());
+        let jobs_retried = Family::<FunctionLabels, Counter>::default();
+        registry.register("jobs_retried", "Failed job attempts that will be retried", jobs_retried.clone());
+        let jobs_dead_lettered = Family::<FunctionLabels, Counter>::default();
+        registry.register(
+            "jobs_dead_lettered",
+            "Messages dead-lettered to the error queue",
+            jobs_dead_lettered.clone(),
+        );
+        let job_duration =
+            Family::<FunctionLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        registry.register("job_duration_seconds", "Duration of job attempts", job_duration.clone());
+        let journal_dropped = Counter::default();
+        registry.register("journal_dropped", "Journal entries dropped under backpressure", journal_dropped.clone());
         Metrics {
             registry,
+            jobs_succeeded,
+            jobs_failed,
+            jobs_retried,
+            jobs_dead_lettered,
+            job_duration,
+            journal_dropped,
             http_requests,
             http_request_duration,
             outbox_published,
@@ -88,11 +138,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry to add more metrics to, before the first render.
-    pub fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
-    }
-
     /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -157,39 +157,54 @@ pub async fn list_orders(
 }
 
 /// What the guarded `Pending → Processing` step found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartProcessing {
     /// The order was Pending and is now Processing: go on and charge it.
     Started,
-    /// The order exists but is past Pending (a redelivery, or another worker got there first).
+    /// The order is Processing because this same message started its payment earlier (a
+    /// retry, or a redelivery after a crash or a dead-letter replay): resume the payment.
+    Resume,
+    /// The order exists but is past Pending, and this message did not start its payment (a
+    /// duplicate, or the order is already final): nothing to do.
     AlreadyPast(OrderStatus),
     /// No order has this id.
     NotFound,
 }
 
-/// Guarded `Pending → Processing`: moves the order only if it is still Pending, and says what it
+/// Guarded `Pending → Processing`, recording which message started the payment; says what it
 /// found otherwise, in one round trip.
 ///
 /// # Errors
 /// Database errors.
-pub async fn mark_processing_if_pending(pool: &PgPool, id: i64) -> sqlx::Result<StartProcessing> {
-    // The subselect reads the snapshot from before the update: it sees the old status.
+pub async fn mark_processing_if_pending(
+    pool: &PgPool,
+    id: i64,
+    message_id: Option<&str>,
+) -> sqlx::Result<StartProcessing> {
+    // The subselect reads the snapshot from before the update: it sees the old row.
     let row = sqlx::query!(
         r#"
         with moved as (
-            update orders set status = 'Processing', updated_at = now()
+            update orders set status = 'Processing', updated_at = now(), payment_message_id = $2
             where id = $1 and status = 'Pending'
             returning id
         )
         select (select count(*) from moved) as "moved!",
-               (select status from orders where id = $1) as "status?: OrderStatus"
+               o.status as "status?: OrderStatus", o.payment_message_id
+        from (select 1) as one left join orders o on o.id = $1
         "#,
-        id
+        id,
+        message_id
     )
     .fetch_one(pool)
     .await?;
     Ok(match (row.moved, row.status) {
         (1.., _) => StartProcessing::Started,
+        (_, Some(OrderStatus::Processing))
+            if message_id.is_some() && row.payment_message_id.as_deref() == message_id =>
+        {
+            StartProcessing::Resume
+        }
         (_, Some(status)) => StartProcessing::AlreadyPast(status),
         (_, None) => StartProcessing::NotFound,
     })

@@ -25,6 +25,8 @@ pub struct Credentials {
     pub user_id: i64,
     /// The argon2 PHC string.
     pub password_hash: String,
+    /// Whether the user may operate the system (dead letters, the board).
+    pub is_admin: bool,
 }
 
 /// The credentials of the user with this e-mail (case-insensitive), if any.
@@ -32,9 +34,13 @@ pub struct Credentials {
 /// # Errors
 /// Database errors.
 pub async fn find_credentials_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<Credentials>> {
-    sqlx::query_as!(Credentials, "select id as user_id, password_hash from users where lower(email) = lower($1)", email)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as!(
+        Credentials,
+        "select id as user_id, password_hash, is_admin from users where lower(email) = lower($1)",
+        email
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// Every user, by id.

@@ -48,6 +48,22 @@ use futures::{FutureExt, Sink, StreamExt, future::BoxFuture, stream::FuturesUnor
 use serde::de::DeserializeOwned;
 
 use super::shutdown_guard::ShutdownInterrupted;
+use crate::{
+    journal::{JobStatus, Journal, JournalEntry},
+    metrics::{FunctionLabels, Metrics},
+};
+
+/// Where an [`EventBackend`] reports the messages it dead-letters itself (undecodable ones,
+/// which never reach a function or its middleware).
+#[derive(Debug, Clone)]
+pub struct DeadLetterReports {
+    /// The job journal.
+    pub journal: Journal,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The function consuming the queue.
+    pub function: String,
+}
 
 /// Why an [`EventBackend`] stopped consuming; the worker ends and is restarted.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +98,7 @@ pub struct EventBackend<T> {
     // Filled with a clone of `inner` once its channel exists; read by the ack layer.
     ack_backend: Arc<Mutex<Option<AmqpBackend<T>>>>,
     consuming: Arc<AtomicBool>,
+    reports: Option<DeadLetterReports>,
     _event: PhantomData<fn() -> T>,
 }
 
@@ -112,8 +129,43 @@ impl<T: Send + 'static> EventBackend<T> {
             rejections: FuturesUnordered::new(),
             ack_backend: Arc::new(Mutex::new(None)),
             consuming,
+            reports: None,
             _event: PhantomData,
         })
+    }
+
+    /// Journals and counts the messages this backend dead-letters itself.
+    #[must_use]
+    pub fn reporting_to(mut self, reports: DeadLetterReports) -> Self {
+        self.reports = Some(reports);
+        self
+    }
+
+    fn report_undecodable(&self, message_id: Option<&str>, body: &[u8], error: &serde_json::Error) {
+        let Some(reports) = &self.reports else { return };
+        reports.metrics.jobs_dead_lettered.get_or_create(&FunctionLabels::of(&reports.function)).inc();
+        let message_id = message_id.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        let now = chrono::Utc::now();
+        let raw = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
+        reports.journal.record(JournalEntry::Started {
+            message_id: message_id.clone(),
+            queue: self.inner.config().queue.to_string(),
+            function: reports.function.clone(),
+            args: serde_json::json!({ "undecodable": raw }).to_string(),
+            order_id: None,
+            correlation_id: None,
+            worker: "decoder".into(),
+            max_attempts: 1,
+            enqueued_at: now,
+            at: now,
+        });
+        reports.journal.record(JournalEntry::Finished {
+            message_id,
+            status: JobStatus::Killed,
+            error: Some(format!("undecodable message: {error}")),
+            result: None,
+            at: now,
+        });
     }
 
     fn drive_rejections(&mut self, cx: &mut Context<'_>) {
@@ -205,6 +257,7 @@ where
                         error = %error,
                         "undecodable message dead-lettered to the error queue"
                     );
+                    self.report_undecodable(task.metadata().get("message_id"), &task.args, &error);
                     task.raw_status().store(Status::Killed);
                     let result: Result<(), BoxDynError> = Err(Box::new(error));
                     self.rejections.push(Acknowledge::<()>::ack(&mut self.inner, &result, task.ctx()));

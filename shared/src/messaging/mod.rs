@@ -5,6 +5,7 @@
 
 mod backoff;
 mod consumer;
+mod dead_letters;
 mod health;
 mod message_info;
 mod publisher;
@@ -14,11 +15,12 @@ mod topology;
 mod worker;
 
 pub use backoff::reconnect_backoff;
-pub use consumer::{ConsumerError, EventBackend, LazyAck};
+pub use consumer::{ConsumerError, DeadLetterReports, EventBackend, LazyAck};
+pub use dead_letters::{DeadLetter, DeadLetters, ReplaySelection};
 pub use health::BrokerHealth;
 pub use message_info::MessageInfo;
 pub use publisher::{OutgoingMessage, PublishError, Publisher};
-pub use relay::{OutboxRelay, OutboxSignal};
+pub use relay::{OutboxRelay, OutboxSignal, RelaySettings};
 pub use shutdown_guard::{ShutdownGuardLayer, ShutdownInterrupted};
 pub use topology::Topology;
 pub use worker::{RestartBackoff, amqp_config, retry_policy};

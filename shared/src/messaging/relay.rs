@@ -38,6 +38,17 @@ impl OutboxSignal {
     }
 }
 
+/// How the relay works.
+#[derive(Debug, Clone, Copy)]
+pub struct RelaySettings {
+    /// Most rows published in one batch.
+    pub batch_size: i64,
+    /// How often to look for rows written by other processes.
+    pub poll_interval: Duration,
+    /// Attempts a job may take (`MAX_RETRIES` + 1), recorded on the Pending journal rows.
+    pub max_attempts: i32,
+}
+
 /// Moves outbox rows to RabbitMQ.
 #[derive(Debug, Clone)]
 pub struct OutboxRelay {
@@ -45,27 +56,29 @@ pub struct OutboxRelay {
     publisher: Arc<Publisher>,
     signal: OutboxSignal,
     metrics: Arc<Metrics>,
-    batch_size: i64,
-    poll_interval: Duration,
+    settings: RelaySettings,
 }
 
 impl OutboxRelay {
-    /// A relay over `pool`, publishing through `publisher`, woken by `signal`, publishing up to
-    /// `batch_size` rows at a time and polling every `poll_interval` for other processes' rows.
+    /// A relay over `pool`, publishing through `publisher`, woken by `signal`.
     pub fn new(
         pool: PgPool,
         publisher: Arc<Publisher>,
         signal: OutboxSignal,
         metrics: Arc<Metrics>,
-        batch_size: i64,
-        poll_interval: Duration,
+        settings: RelaySettings,
     ) -> Self {
-        OutboxRelay { pool, publisher, signal, metrics, batch_size: batch_size.max(1), poll_interval }
+        let settings = RelaySettings { batch_size: settings.batch_size.max(1), ..settings };
+        OutboxRelay { pool, publisher, signal, metrics, settings }
     }
 
     /// Relays until `shutdown` is cancelled; a batch in flight is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(batch_size = self.batch_size, poll_ms = self.poll_interval.as_millis(), "outbox relay started");
+        tracing::info!(
+            batch_size = self.settings.batch_size,
+            poll_ms = self.settings.poll_interval.as_millis(),
+            "outbox relay started"
+        );
         let mut backoff = reconnect_backoff();
         loop {
             if shutdown.is_cancelled() {
@@ -73,7 +86,7 @@ impl OutboxRelay {
             }
             let wait = match self.relay_batch().await {
                 // A full batch: there is probably more, go again at once.
-                Ok(sent) if sent as i64 >= self.batch_size => {
+                Ok(sent) if sent as i64 >= self.settings.batch_size => {
                     backoff = reconnect_backoff();
                     continue;
                 }
@@ -91,7 +104,7 @@ impl OutboxRelay {
                 None => tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = self.signal.notified() => {}
-                    () = tokio::time::sleep(self.poll_interval) => {}
+                    () = tokio::time::sleep(self.settings.poll_interval) => {}
                 },
                 Some(delay) => tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -109,7 +122,8 @@ impl OutboxRelay {
     /// The database or broker failed; unpublished rows stay unsent with the error recorded.
     pub async fn relay_batch(&self) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await.context("Failed to begin the outbox transaction")?;
-        let batch = outbox::claim_unsent(&mut tx, self.batch_size).await.context("Failed to claim outbox rows")?;
+        let batch =
+            outbox::claim_unsent(&mut tx, self.settings.batch_size).await.context("Failed to claim outbox rows")?;
         if batch.is_empty() {
             drop(tx);
             // Stay connected while idle, so readiness reports the broker and an outage is
@@ -120,13 +134,12 @@ impl OutboxRelay {
             return Ok(0);
         }
         let topology = self.publisher.topology();
-        let queues: Vec<String> = batch
+        let events: Vec<EventType> = batch
             .iter()
-            .map(|row| {
-                row.event_type.parse::<EventType>().map(|event| topology.queue(event)).map_err(anyhow::Error::msg)
-            })
+            .map(|row| row.event_type.parse::<EventType>().map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()
             .context("An outbox row has an unknown event type")?;
+        let queues: Vec<String> = events.iter().map(|event| topology.queue(*event)).collect();
         let message_ids: Vec<String> = batch.iter().map(|row| row.message_id.to_string()).collect();
         let messages: Vec<OutgoingMessage<'_>> = batch
             .iter()
@@ -156,17 +169,24 @@ impl OutboxRelay {
                 return Err(e).context(format!("Failed to publish {} outbox rows", batch.len()));
             }
         };
-        let (mut sent, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
-        for (row, result) in batch.iter().zip(results) {
+        let (mut sent, mut sent_queues, mut sent_functions) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut failed, mut first_error) = (Vec::new(), None);
+        for (((row, result), queue), event) in batch.iter().zip(results).zip(&queues).zip(&events) {
             match result {
-                Ok(()) => sent.push(row.id),
+                Ok(()) => {
+                    sent.push(row.id);
+                    sent_queues.push(queue.clone());
+                    sent_functions.push(event.function().to_owned());
+                }
                 Err(e) => {
                     failed.push(row.id);
                     first_error.get_or_insert(e);
                 }
             }
         }
-        outbox::mark_sent(&mut tx, &sent).await.context("Failed to mark outbox rows sent")?;
+        outbox::mark_sent(&mut tx, &sent, &sent_queues, &sent_functions, self.settings.max_attempts)
+            .await
+            .context("Failed to mark outbox rows sent")?;
         if let Some(error) = &first_error {
             outbox::record_failure(&mut tx, &failed, &error.to_string())
                 .await
