@@ -8,7 +8,8 @@ use shared::{
     Config,
     clock::{Clock, SystemClock},
     db,
-    messaging::{BrokerHealth, OutboxRelay, OutboxSignal, Publisher, Topology},
+    journal::{self, Journal, WorkerHeartbeats},
+    messaging::{BrokerHealth, OutboxRelay, OutboxSignal, Publisher, RelaySettings, Topology},
     metrics::Metrics,
     payments::{PaymentGateway, PaymentSimulator},
 };
@@ -17,8 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    board::{self, LogBroadcaster},
     deps::FunctionDeps,
-    http::{self, AppState, TokenKeys},
+    http::{self, AppState, DeadLetterSettings, TokenKeys},
     registry::{self, Function, WorkerSettings},
 };
 
@@ -75,6 +77,8 @@ pub struct Application {
     state: AppState,
     externals: Externals,
     http: TcpListener,
+    board: Option<TcpListener>,
+    log_broadcaster: LogBroadcaster,
 }
 
 impl Application {
@@ -112,6 +116,14 @@ impl Application {
         let http = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("Failed to listen on HTTP_ADDR {}", config.http_addr))?;
+        let board = match role {
+            Role::All | Role::Api => Some(
+                TcpListener::bind(config.board_addr)
+                    .await
+                    .with_context(|| format!("Failed to listen on BOARD_ADDR {}", config.board_addr))?,
+            ),
+            Role::Worker(_) => None,
+        };
         let state = AppState {
             pool: pool.clone(),
             tokens,
@@ -119,8 +131,24 @@ impl Application {
             broker,
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: config.max_body_bytes,
+            outbox_lag_limit: Duration::from_secs(config.outbox_lag_limit_secs),
+            dead_letters: DeadLetterSettings { amqp_url: config.amqp_url.clone(), topology: topology(&config) },
         };
-        Ok(Application { config, role, pool, publisher, state, externals, http })
+        let log_broadcaster = apalis_board::axum::sse::TracingBroadcaster::create();
+        Ok(Application { config, role, pool, publisher, state, externals, http, board, log_broadcaster })
+    }
+
+    /// Feeds the board's live log stream from `broadcaster` (which the process's tracing
+    /// subscriber writes to); without it the stream stays empty.
+    #[must_use]
+    pub fn with_log_broadcaster(mut self, broadcaster: LogBroadcaster) -> Self {
+        self.log_broadcaster = broadcaster;
+        self
+    }
+
+    /// The address the board listens on, in the roles that serve it.
+    pub fn board_addr(&self) -> Option<SocketAddr> {
+        self.board.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address the HTTP listener is bound to (useful with port 0).
@@ -143,12 +171,21 @@ impl Application {
     /// # Errors
     /// The functions could not be set up (e.g. an invalid schedule).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Application { config, role, pool, publisher, state, externals, http } = self;
+        let Application { config, role, pool, publisher, state, externals, http, board, log_broadcaster } = self;
         let intake = TaskTracker::new();
         // Any part ending stops the others: a process that lost its API should not linger.
         let stop = shutdown.child_token();
-        // The relay outlives intake so that the events of the last jobs still leave.
+        // The relay and the journal outlive intake so that the last jobs' events still leave
+        // and their last attempts are still journaled.
         let stop_relay = CancellationToken::new();
+        let (journal, journal_writer) = Journal::new(pool.clone(), state.metrics.clone());
+        let journal_writer = tokio::spawn(journal_writer.run(stop_relay.clone()));
+        tokio::spawn(journal::prune(
+            pool.clone(),
+            Duration::from_secs(config.journal_retention_hours * 3600),
+            Duration::from_secs(600),
+            stop.clone(),
+        ));
 
         let deps = FunctionDeps::new(
             pool.clone(),
@@ -172,8 +209,11 @@ impl Application {
                 expiry_schedule: config.expiry_schedule.clone(),
                 shutdown_timeout: config.shutdown_timeout(),
                 process_name: process_name(),
+                journal: journal.clone(),
+                metrics: state.metrics.clone(),
             };
-            let monitor = registry::monitor(functions, &deps, &settings, &state.broker)?;
+            let (monitor, live) = registry::monitor(functions, &deps, &settings, &state.broker)?;
+            tokio::spawn(WorkerHeartbeats::new(pool.clone(), settings.process_name, live).run(stop.clone()));
             let names: Vec<_> = functions.iter().map(|f| f.name()).collect();
             tracing::info!(functions = ?names, prefetch = config.worker_prefetch, "starting functions");
             intake.spawn(supervised("functions", stop.clone(), {
@@ -195,8 +235,11 @@ impl Application {
             publisher,
             state.outbox.clone(),
             state.metrics.clone(),
-            config.outbox_batch_size,
-            config.outbox_poll_interval(),
+            RelaySettings {
+                batch_size: config.outbox_batch_size,
+                poll_interval: config.outbox_poll_interval(),
+                max_attempts: i32::try_from(config.max_retries + 1).unwrap_or(i32::MAX),
+            },
         );
         let relay = tokio::spawn(supervised("outbox relay", stop.clone(), {
             let stop_relay = stop_relay.clone();
@@ -205,6 +248,20 @@ impl Application {
                 Ok(())
             }
         }));
+
+        if let Some(board_listener) = board {
+            let router = board::router(pool.clone(), &state.outbox, &topology(&config), log_broadcaster);
+            tracing::info!(board.addr = %board_listener.local_addr()?, "job board listening");
+            intake.spawn(supervised("board", stop.clone(), {
+                let stop = stop.clone();
+                async move {
+                    axum::serve(board_listener, router)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                        .context("The board server failed")
+                }
+            }));
+        }
 
         let router = match role {
             Role::All | Role::Api => http::router(state),
@@ -230,6 +287,7 @@ impl Application {
         }
         stop_relay.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), journal_writer).await;
         pool.close().await;
         tracing::info!("orderflow stopped");
         Ok(())

@@ -33,6 +33,44 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Create the database if missing, apply migrations, and exit.
     Migrate,
+    /// List and replay dead-lettered messages (the `<queue>_error` queues).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// `orderflow dlq …`.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print each dead-lettered message: id, queue, attempts and last error. Messages stay put.
+    List {
+        /// Only this queue (e.g. `order-created-event`); default: every queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Most messages shown per queue.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead-lettered messages back to their queue (published with confirms before they
+    /// leave the error queue, so an interruption loses none).
+    Replay(ReplayArgs),
+}
+
+/// What `orderflow dlq replay` moves.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "what")]
+pub struct ReplayArgs {
+    /// The message with this id.
+    #[arg(long, group = "what")]
+    pub id: Option<String>,
+    /// Every message of `--queue`.
+    #[arg(long, group = "what", requires = "queue")]
+    pub all: bool,
+    /// The queue to replay (with `--all`), or to look for `--id` in.
+    #[arg(long)]
+    pub queue: Option<String>,
 }
 
 /// Options of `orderflow worker`.

@@ -28,10 +28,12 @@ impl FunctionError {
     pub fn into_job_error(self) -> BoxDynError {
         match self {
             FunctionError::Permanent(_) => Box::new(AbortError::new(self)),
-            FunctionError::Transient(e) => e.into(),
+            // With its causes: "Failed to charge order 7: payment gateway unavailable: timeout".
+            FunctionError::Transient(e) => format!("{e:#}").into(),
         }
     }
 }
 
-/// What a job function returns to apalis.
-pub type JobResult = Result<(), BoxDynError>;
+/// What a job function returns to apalis: on success, a line saying what it did (the board
+/// and the journal show it).
+pub type JobResult = Result<String, BoxDynError>;

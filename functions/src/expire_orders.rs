@@ -24,7 +24,10 @@ pub async fn expire_orders(tick: Tick, deps: Data<FunctionDeps>, worker: WorkerC
         .ok_or_else(|| {
             FunctionError::Permanent(format!("tick {} is out of range", tick.get_timestamp())).into_job_error()
         })?;
-    run_tick(scheduled_at, &deps, worker.name()).await.map(|_| ()).map_err(FunctionError::into_job_error)
+    match run_tick(scheduled_at, &deps, worker.name()).await.map_err(FunctionError::into_job_error)? {
+        Some(expired) => Ok(format!("{expired} orders expired")),
+        None => Ok("skipped: another process ran this tick".to_owned()),
+    }
 }
 
 /// Claims the tick scheduled at `scheduled_at` and, if this process won it, expires stale

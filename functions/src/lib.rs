@@ -3,8 +3,10 @@
 //! [`registry`], and the `orderflow` binary's start-up in [`app`].
 
 pub mod app;
+pub mod board;
 pub mod cli;
 pub mod deps;
+pub mod dlq;
 pub mod error;
 pub mod expire_orders;
 pub mod http;

@@ -5,6 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use clap::Parser;
 use orderflow::{
     app::{Application, Role, shutdown_signal},
+    board::LogBroadcaster,
     cli::{Cli, Command},
     registry::Function,
 };
@@ -13,11 +14,14 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, Vec::new()) {
+    let broadcaster = apalis_board::axum::sse::TracingBroadcaster::create();
+    let installed = orderflow::board::board_log_layer(&broadcaster)
+        .and_then(|board| shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, vec![board]));
+    if let Err(e) = installed {
         eprintln!("orderflow: {e:#}");
         return ExitCode::FAILURE;
     }
-    match run(cli).await {
+    match run(cli, broadcaster).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "orderflow failed");
@@ -26,19 +30,20 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, broadcaster: LogBroadcaster) -> anyhow::Result<()> {
     let role = match cli.command.unwrap_or(Command::All) {
         Command::All => Role::All,
         Command::Api => Role::Api,
         Command::Worker(args) if args.functions.is_empty() => Role::Worker(Function::ALL.to_vec()),
         Command::Worker(args) => Role::Worker(args.functions),
+        Command::Dlq(command) => return orderflow::dlq::run(&cli.config, command).await,
         Command::Migrate => {
             shared::db::connect_and_migrate(&cli.config.database_url, 1, Duration::from_secs(60)).await?;
             tracing::info!("database is up to date");
             return Ok(());
         }
     };
-    let app = Application::build(cli.config, role).await?;
+    let app = Application::build(cli.config, role).await?.with_log_broadcaster(broadcaster);
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();

@@ -21,7 +21,7 @@ pub async fn on_order_completed(event: OrderCompleted, deps: Data<FunctionDeps>)
     notify(&event, &deps).await.map_err(FunctionError::into_job_error)
 }
 
-async fn notify(event: &OrderCompleted, deps: &FunctionDeps) -> Result<(), FunctionError> {
+async fn notify(event: &OrderCompleted, deps: &FunctionDeps) -> Result<String, FunctionError> {
     let id = event.order_id;
     let recorded = {
         let _turn = deps.db_turn().await;
@@ -31,11 +31,11 @@ async fn notify(event: &OrderCompleted, deps: &FunctionDeps) -> Result<(), Funct
         Recorded::Inserted { user_id, total } => {
             // The fake e-mail: ids and the amount only, no personal data.
             tracing::info!(order.id = id, user.id = user_id, order.total = %total, "e-mail sent: order {id} confirmed, total {total}");
-            Ok(())
+            Ok(format!("order {id} notified; confirmation e-mail sent"))
         }
         Recorded::Duplicate => {
             tracing::info!(order.id = id, "order {id} was already notified; nothing to do");
-            Ok(())
+            Ok(format!("order {id} was already notified; nothing to do"))
         }
         Recorded::StateMismatch(status) => Err(FunctionError::Permanent(match status {
             Some(status) => format!("order {id} is {status}, not Completed"),

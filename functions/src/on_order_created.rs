@@ -2,16 +2,16 @@
 //! Effect: guarded `Pending → Processing`, wait `PAYMENT_DELAY_MS`, charge; when approved,
 //! `Processing → Completed` plus an `OrderCompleted` outbox row in one statement; when declined
 //! the order stays Processing ("payment pending") until it is paid or expires.
-//! Twice is harmless: a redelivery finds the order past Pending and does nothing; a retry of
-//! the same delivery (attempt > 1) resumes the payment of its Processing order, and the gateway
-//! is idempotent per order, so the order is charged once and completed once.
+//! Twice is harmless: a duplicate event finds the order past Pending and does nothing; the
+//! message that started the payment resumes it when it comes back (a retry, a redelivery after
+//! a crash, a dead-letter replay), and since the gateway is idempotent per order and completion
+//! is a guarded transition, the order is charged once and completed once.
 //! Retries: database and gateway errors are retried with backoff; an unknown order is
 //! dead-lettered at once.
 
-use apalis::prelude::{Attempt, Data, Meta};
+use apalis::prelude::{Data, Meta};
 use shared::{
     db::orders::{self, StartProcessing},
-    domain::OrderStatus,
     events::OrderCreated,
     messaging::MessageInfo,
     payments::PaymentOutcome,
@@ -29,29 +29,22 @@ pub async fn on_order_created(
     event: OrderCreated,
     deps: Data<FunctionDeps>,
     Meta(message): Meta<MessageInfo>,
-    attempt: Attempt,
 ) -> JobResult {
-    pay(&event, &deps, &message, attempt.current()).await.map_err(FunctionError::into_job_error)
+    pay(&event, &deps, &message).await.map_err(FunctionError::into_job_error)
 }
 
-async fn pay(
-    event: &OrderCreated,
-    deps: &FunctionDeps,
-    message: &MessageInfo,
-    attempt: usize,
-) -> Result<(), FunctionError> {
+async fn pay(event: &OrderCreated, deps: &FunctionDeps, message: &MessageInfo) -> Result<String, FunctionError> {
     let id = event.order_id;
     let started = {
         let _turn = deps.db_turn().await;
-        orders::mark_processing_if_pending(&deps.pool, id).await?
+        orders::mark_processing_if_pending(&deps.pool, id, message.message_id.as_deref()).await?
     };
     match started {
         StartProcessing::Started => {}
-        // Our own earlier attempt moved it: this retry resumes the payment.
-        StartProcessing::AlreadyPast(OrderStatus::Processing) if attempt > 1 => {}
+        StartProcessing::Resume => tracing::info!(order.id = id, "resuming the payment of order {id}"),
         StartProcessing::AlreadyPast(status) => {
             tracing::info!(order.id = id, order.status = %status, "order {id} is already {status}; nothing to do");
-            return Ok(());
+            return Ok(format!("order {id} was already {status}; nothing to do"));
         }
         StartProcessing::NotFound => return Err(FunctionError::Permanent(format!("order {id} does not exist"))),
     }
@@ -77,13 +70,17 @@ async fn pay(
             if completed {
                 deps.outbox.notify();
                 tracing::info!(order.id = id, order.total = %event.total, "order {id} completed");
+                Ok(format!("order {id} paid and completed"))
             } else {
                 tracing::info!(order.id = id, "order {id} was paid but is no longer Processing (expired meanwhile)");
+                Ok(format!("order {id} paid but no longer Processing (expired meanwhile)"))
             }
         }
-        PaymentOutcome::Declined => tracing::info!(order.id = id, "payment pending for order {id}"),
+        PaymentOutcome::Declined => {
+            tracing::info!(order.id = id, "payment pending for order {id}");
+            Ok(format!("payment pending for order {id}; it stays Processing"))
+        }
     }
-    Ok(())
 }
 
 /// Waits the payment time. On shutdown the wait goes on only if it ends within the drain

@@ -21,7 +21,7 @@ pub async fn on_order_expired(event: OrderExpired, deps: Data<FunctionDeps>) -> 
     audit(&event, &deps).await.map_err(FunctionError::into_job_error)
 }
 
-async fn audit(event: &OrderExpired, deps: &FunctionDeps) -> Result<(), FunctionError> {
+async fn audit(event: &OrderExpired, deps: &FunctionDeps) -> Result<String, FunctionError> {
     let id = event.order_id;
     let recorded = {
         let _turn = deps.db_turn().await;
@@ -30,11 +30,11 @@ async fn audit(event: &OrderExpired, deps: &FunctionDeps) -> Result<(), Function
     match recorded {
         Recorded::Inserted { user_id, .. } => {
             tracing::info!(order.id = id, user.id = user_id, "order {id} expiry recorded");
-            Ok(())
+            Ok(format!("order {id} expiry recorded"))
         }
         Recorded::Duplicate => {
             tracing::info!(order.id = id, "order {id} expiry was already recorded; nothing to do");
-            Ok(())
+            Ok(format!("order {id} expiry was already recorded; nothing to do"))
         }
         Recorded::StateMismatch(status) => Err(FunctionError::Permanent(match status {
             Some(status) => format!("order {id} is {status}, not Expired"),

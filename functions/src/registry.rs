@@ -16,7 +16,12 @@ use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_cron::CronScheduler;
 use shared::{
     events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
-    messaging::{BrokerHealth, EventBackend, RestartBackoff, ShutdownGuardLayer, Topology, amqp_config, retry_policy},
+    journal::{Journal, JournalLayer, LiveWorker},
+    messaging::{
+        BrokerHealth, DeadLetterReports, EventBackend, RestartBackoff, ShutdownGuardLayer, Topology, amqp_config,
+        retry_policy,
+    },
+    metrics::Metrics,
 };
 
 use crate::{
@@ -86,12 +91,39 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// Names the workers of this process (`<function>@<process>`).
     pub process_name: String,
+    /// Where every job's attempts are recorded.
+    pub journal: Journal,
+    /// The process's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The middleware every worker runs, outermost first, as the board's Workers page lists it.
+const LAYERS: &str = "retry, shutdown guard, journal, catch panic, tracing";
+
+impl WorkerSettings {
+    fn journal_layer(&self, function: Function, queue: &str) -> JournalLayer {
+        JournalLayer::new(self.journal.clone(), self.metrics.clone(), function.name(), queue, self.max_retries)
+    }
+
+    fn dead_letter_reports(&self, function: Function) -> DeadLetterReports {
+        DeadLetterReports {
+            journal: self.journal.clone(),
+            metrics: self.metrics.clone(),
+            function: function.name().into(),
+        }
+    }
+}
+
+/// The queue the board shows a function's jobs under: its event queue, or the function's own
+/// name for the cron.
+pub fn board_queue(function: Function, topology: &Topology) -> String {
+    function.trigger().map_or_else(|| function.name().to_owned(), |event| topology.queue(event))
 }
 
 /// Registers a queue function: an [`EventBackend`] on its queue (restarted with backoff when
 /// it fails), the retry policy, the shutdown guard, panic catching and tracing.
 macro_rules! queue_worker {
-    ($monitor:expr, $function:expr, $event:ty, $handler:path, $deps:expr, $settings:expr, $health:expr) => {{
+    ($monitor:expr, $function:expr, $event:ty, $handler:path, $deps:expr, $settings:expr, $health:expr, $live:expr) => {{
         let function: Function = $function;
         let event = function.trigger().expect("a queue function has a trigger");
         let consuming = Arc::new(AtomicBool::new(false));
@@ -101,6 +133,14 @@ macro_rules! queue_worker {
         });
         let (deps, settings) = ($deps.clone(), $settings.clone());
         let name = worker_name(function, &settings);
+        let queue = settings.topology.queue(event);
+        $live.push(LiveWorker {
+            name: name.clone(),
+            queue: queue.clone(),
+            function: function.name().into(),
+            layers: LAYERS.into(),
+            up: consuming.clone(),
+        });
         let restarts = RestartBackoff::default();
         $monitor.register(move |restart| {
             let delay = restarts.delay(restart);
@@ -109,12 +149,14 @@ macro_rules! queue_worker {
             }
             let config = amqp_config(&settings.topology, event, settings.prefetch);
             let backend = EventBackend::<$event>::new(&settings.amqp_url, config, delay, consuming.clone())
-                .expect("AMQP_URL was validated at start-up");
+                .expect("AMQP_URL was validated at start-up")
+                .reporting_to(settings.dead_letter_reports(function));
             WorkerBuilder::new(name.as_str())
                 .backend(backend)
                 .data(deps.clone())
                 .retry(retry_policy(settings.max_retries, settings.retry_base))
                 .layer(ShutdownGuardLayer)
+                .layer(settings.journal_layer(function, &queue))
                 .catch_panic()
                 .enable_tracing()
                 .build($handler)
@@ -122,7 +164,8 @@ macro_rules! queue_worker {
     }};
 }
 
-/// One apalis `Monitor` running `functions`. Each queue worker's consumer reports to `health`.
+/// One apalis `Monitor` running `functions`, and the workers it runs (for heartbeats). Each
+/// queue worker's consumer reports to `health`.
 ///
 /// # Errors
 /// The expiry schedule does not parse.
@@ -131,7 +174,8 @@ pub fn monitor(
     deps: &FunctionDeps,
     settings: &WorkerSettings,
     health: &BrokerHealth,
-) -> anyhow::Result<Monitor> {
+) -> anyhow::Result<(Monitor, Vec<LiveWorker>)> {
+    let mut live = Vec::new();
     let mut monitor = Monitor::new()
         .should_restart(|worker, error| {
             // Our supervisor: a worker that ended with an error (broker restart, consumer
@@ -143,25 +187,35 @@ pub fn monitor(
     for function in functions {
         monitor = match function {
             Function::OnOrderCreated => {
-                queue_worker!(monitor, *function, OrderCreated, on_order_created, deps, settings, health)
+                queue_worker!(monitor, *function, OrderCreated, on_order_created, deps, settings, health, live)
             }
             Function::OnOrderCompleted => {
-                queue_worker!(monitor, *function, OrderCompleted, on_order_completed, deps, settings, health)
+                queue_worker!(monitor, *function, OrderCompleted, on_order_completed, deps, settings, health, live)
             }
             Function::OnOrderExpired => {
-                queue_worker!(monitor, *function, OrderExpired, on_order_expired, deps, settings, health)
+                queue_worker!(monitor, *function, OrderExpired, on_order_expired, deps, settings, health, live)
             }
             Function::ExpireOrders => {
                 let schedule = cron::Schedule::from_str(&settings.expiry_schedule)
                     .with_context(|| format!("Invalid EXPIRY_SCHEDULE `{}`", settings.expiry_schedule))?;
                 let (deps, name) = (deps.clone(), worker_name(*function, settings));
-                let (max_retries, retry_base) = (settings.max_retries, settings.retry_base);
+                let queue = board_queue(*function, &settings.topology);
+                live.push(LiveWorker {
+                    name: name.clone(),
+                    queue: queue.clone(),
+                    function: function.name().into(),
+                    layers: LAYERS.into(),
+                    up: Arc::new(AtomicBool::new(true)),
+                });
+                let settings = settings.clone();
+                let function = *function;
                 monitor.register(move |_restarts| {
                     WorkerBuilder::new(name.as_str())
                         .backend(CronScheduler::new(schedule.clone()))
                         .data(deps.clone())
-                        .retry(retry_policy(max_retries, retry_base))
+                        .retry(retry_policy(settings.max_retries, settings.retry_base))
                         .layer(ShutdownGuardLayer)
+                        .layer(settings.journal_layer(function, &queue))
                         .catch_panic()
                         .enable_tracing()
                         .build(expire_orders)
@@ -169,7 +223,7 @@ pub fn monitor(
             }
         };
     }
-    Ok(monitor)
+    Ok((monitor, live))
 }
 
 fn worker_name(function: Function, settings: &WorkerSettings) -> String {

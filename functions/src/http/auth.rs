@@ -20,6 +20,18 @@ use super::ApiError;
 pub struct AuthUser {
     /// The user's id.
     pub user_id: i64,
+    /// Whether the user is an admin.
+    pub is_admin: bool,
+}
+
+impl AuthUser {
+    /// Lets only admins through.
+    ///
+    /// # Errors
+    /// 403 `forbidden` for everyone else.
+    pub fn require_admin(self) -> Result<Self, ApiError> {
+        if self.is_admin { Ok(self) } else { Err(ApiError::Forbidden("this needs an admin".into())) }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,6 +40,8 @@ struct Claims {
     iat: i64,
     exp: i64,
     iss: String,
+    #[serde(default)]
+    adm: bool,
 }
 
 const ISSUER: &str = "orderflow";
@@ -74,10 +88,15 @@ impl TokenKeys {
     ///
     /// # Errors
     /// Signing failed (it does not for HS256 with a valid key).
-    pub fn issue(&self, user_id: i64, now: DateTime<Utc>) -> anyhow::Result<IssuedToken> {
+    pub fn issue(&self, user: AuthUser, now: DateTime<Utc>) -> anyhow::Result<IssuedToken> {
         let expires_at = now + chrono::Duration::from_std(self.ttl)?;
-        let claims =
-            Claims { sub: user_id.to_string(), iat: now.timestamp(), exp: expires_at.timestamp(), iss: ISSUER.into() };
+        let claims = Claims {
+            sub: user.user_id.to_string(),
+            iat: now.timestamp(),
+            exp: expires_at.timestamp(),
+            iss: ISSUER.into(),
+            adm: user.is_admin,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(IssuedToken { token, expires_at })
     }
@@ -96,7 +115,7 @@ impl TokenKeys {
             })?;
         let user_id =
             data.claims.sub.parse().map_err(|_| ApiError::unauthorized("invalid_token", "the token is not valid"))?;
-        Ok(AuthUser { user_id })
+        Ok(AuthUser { user_id, is_admin: data.claims.adm })
     }
 }
 
@@ -139,13 +158,15 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_to_its_user() {
         let keys = keys("a-secret-for-tests-only");
-        let token = keys.issue(42, Utc::now()).unwrap();
-        assert_eq!(keys.verify(&token.token).unwrap(), AuthUser { user_id: 42 });
+        let user = AuthUser { user_id: 42, is_admin: true };
+        let token = keys.issue(user, Utc::now()).unwrap();
+        assert_eq!(keys.verify(&token.token).unwrap(), user);
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
-        let token = keys("one-secret-for-tests-only").issue(1, Utc::now()).unwrap();
+        let token =
+            keys("one-secret-for-tests-only").issue(AuthUser { user_id: 1, is_admin: false }, Utc::now()).unwrap();
         let err = keys("another-secret-for-tests").verify(&token.token).unwrap_err();
         assert!(matches!(err, ApiError::Unauthorized { code: "invalid_token", .. }));
     }
@@ -153,7 +174,8 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused_as_expired() {
         let keys = keys("a-secret-for-tests-only");
-        let token = keys.issue(1, Utc::now() - chrono::Duration::hours(2)).unwrap();
+        let token =
+            keys.issue(AuthUser { user_id: 1, is_admin: false }, Utc::now() - chrono::Duration::hours(2)).unwrap();
         let err = keys.verify(&token.token).unwrap_err();
         assert!(matches!(err, ApiError::Unauthorized { code: "token_expired", .. }));
     }

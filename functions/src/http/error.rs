@@ -40,6 +40,9 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// 403 `forbidden`: authenticated, but not allowed (e.g. not an admin).
+    #[error("{0}")]
+    Forbidden(String),
     /// 404 `not_found`.
     #[error("{0}")]
     NotFound(String),
@@ -97,6 +100,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -114,6 +118,7 @@ impl ApiError {
             ApiError::Validation { .. } => "validation_failed",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::Unauthorized { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",

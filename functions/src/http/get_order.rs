@@ -9,7 +9,8 @@ use super::{ApiError, ApiPath, AppState};
 /// The `{id}` path segment.
 #[derive(Debug, Deserialize)]
 pub struct OrderPath {
-    id: i64,
+    /// The order id.
+    pub id: i64,
 }
 
 /// Returns one order.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::db::users;
 
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, AppState, AuthUser};
 
 /// A login attempt.
 #[derive(Debug, Deserialize)]
@@ -43,8 +43,8 @@ pub async fn login(
         return Err(ApiError::Validation { field: Some("password".into()), message: "must not be empty".into() });
     }
     let credentials = users::find_credentials_by_email(&state.pool, request.email.trim()).await?;
-    let (user_id, hash) = match credentials {
-        Some(c) => (Some(c.user_id), c.password_hash),
+    let (user, hash) = match credentials {
+        Some(c) => (Some(AuthUser { user_id: c.user_id, is_admin: c.is_admin }), c.password_hash),
         None => (None, DECOY_HASH.to_owned()),
     };
     // argon2 is deliberately slow (tens of milliseconds): keep it off the async workers.
@@ -53,10 +53,10 @@ pub async fn login(
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    let (Some(user_id), true) = (user_id, password_ok) else {
+    let (Some(user), true) = (user, password_ok) else {
         return Err(ApiError::unauthorized("invalid_credentials", "wrong e-mail or password"));
     };
-    let issued = state.tokens.issue(user_id, Utc::now())?;
-    tracing::info!(user.id = user_id, "user logged in");
+    let issued = state.tokens.issue(user, Utc::now())?;
+    tracing::info!(user.id = user.user_id, "user logged in");
     Ok(Json(LoginResponse { token: issued.token, expires_at: issued.expires_at }))
 }

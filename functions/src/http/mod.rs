@@ -3,6 +3,7 @@
 
 mod auth;
 mod create_order;
+mod dead_letters;
 mod error;
 mod extract;
 mod get_order;
@@ -13,6 +14,7 @@ mod list_products;
 mod list_users;
 mod login;
 mod metrics;
+mod order_events;
 
 use std::sync::Arc;
 
@@ -52,6 +54,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Readiness fails when the oldest unpublished outbox row is older than this.
+    pub outbox_lag_limit: std::time::Duration,
+    /// Where dead letters are read and replayed.
+    pub dead_letters: DeadLetterSettings,
+}
+
+/// How to reach the error queues.
+#[derive(Clone, Debug)]
+pub struct DeadLetterSettings {
+    /// RabbitMQ URL.
+    pub amqp_url: String,
+    /// Queue names.
+    pub topology: shared::messaging::Topology,
 }
 
 impl FromRef<AppState> for Arc<TokenKeys> {
@@ -78,6 +93,9 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/orders", post(create_order::create_order).get(list_orders::list_orders))
         .route("/api/orders/{id}", get(get_order::get_order))
+        .route("/api/orders/{id}/events", get(order_events::order_events))
+        .route("/api/dead-letters", get(dead_letters::list_dead_letters))
+        .route("/api/dead-letters/replay", post(dead_letters::replay_dead_letters))
         .route("/api/notifications", get(list_notifications::list_notifications))
         .route("/api/products", get(list_products::list_products))
         .route("/api/users", get(list_users::list_users))

@@ -1,5 +1,5 @@
 use chrono::Utc;
-use orderflow::http::TokenKeys;
+use orderflow::http::{AuthUser, TokenKeys};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -47,11 +47,11 @@ async fn a_wrong_password_or_unknown_email_is_refused_alike() {
 async fn protected_routes_reject_missing_forged_and_expired_tokens() {
     let app = spawn_app().await;
     let forged = TokenKeys::new("not-the-secret-of-this-server", std::time::Duration::from_secs(60))
-        .issue(1, Utc::now())
+        .issue(AuthUser { user_id: 1, is_admin: true }, Utc::now())
         .unwrap()
         .token;
     let expired = TokenKeys::new("a-test-secret-that-is-long-enough", std::time::Duration::from_secs(60))
-        .issue(1, Utc::now() - chrono::Duration::hours(1))
+        .issue(AuthUser { user_id: 1, is_admin: true }, Utc::now() - chrono::Duration::hours(1))
         .unwrap()
         .token;
     let routes = ["/api/orders", "/api/orders/1", "/api/notifications", "/api/products", "/api/users"];

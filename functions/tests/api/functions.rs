@@ -160,8 +160,8 @@ async fn an_unpaid_order_expires_after_its_ttl_and_is_notified() {
 
 #[tokio::test]
 async fn a_transient_payment_failure_succeeds_on_a_retry() {
-    let gateway = ScriptedGateway::new(|n| {
-        if n == 0 { Err(PaymentError("gateway timed out".into())) } else { Ok(PaymentOutcome::Approved) }
+    let gateway = ScriptedGateway::new(|call| {
+        if call.n == 0 { Err(PaymentError("gateway timed out".into())) } else { Ok(PaymentOutcome::Approved) }
     });
     let app = app().with_functions().payments(gateway.clone()).spawn().await;
 

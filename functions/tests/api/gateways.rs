@@ -11,9 +11,20 @@ use shared::{
     payments::{PaymentError, PaymentGateway, PaymentOutcome},
 };
 
-type Script = Box<dyn Fn(usize) -> Result<PaymentOutcome, PaymentError> + Send + Sync>;
+type Script = Box<dyn Fn(Call) -> Result<PaymentOutcome, PaymentError> + Send + Sync>;
 
-/// Answers call `n` (0-based) with `script(n)` and records every call.
+/// One charge request, as the script sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// The order charged.
+    pub order_id: i64,
+    /// How many charges came before this one, for any order.
+    pub n: usize,
+    /// How many charges came before this one for the same order.
+    pub nth_for_order: usize,
+}
+
+/// Answers each call with `script(call)` and records every call.
 pub struct ScriptedGateway {
     script: Script,
     calls: Mutex<Vec<(i64, Instant)>>,
@@ -21,7 +32,7 @@ pub struct ScriptedGateway {
 
 impl ScriptedGateway {
     /// A gateway answering with `script`.
-    pub fn new(script: impl Fn(usize) -> Result<PaymentOutcome, PaymentError> + Send + Sync + 'static) -> Arc<Self> {
+    pub fn new(script: impl Fn(Call) -> Result<PaymentOutcome, PaymentError> + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(ScriptedGateway { script: Box::new(script), calls: Mutex::new(Vec::new()) })
     }
 
@@ -43,12 +54,13 @@ impl ScriptedGateway {
 
 impl PaymentGateway for ScriptedGateway {
     fn charge(&self, order_id: i64, _total: Money) -> BoxFuture<'_, Result<PaymentOutcome, PaymentError>> {
-        let n = {
+        let call = {
             let mut calls = self.calls.lock().unwrap();
+            let nth_for_order = calls.iter().filter(|(id, _)| *id == order_id).count();
             calls.push((order_id, Instant::now()));
-            calls.len() - 1
+            Call { order_id, n: calls.len() - 1, nth_for_order }
         };
-        let answer = (self.script)(n);
+        let answer = (self.script)(call);
         Box::pin(async move { answer })
     }
 }

@@ -46,6 +46,8 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// The board's `http://127.0.0.1:<port>`, in roles that serve it.
+    pub board_address: Option<String>,
     /// The app's own database.
     pub pool: PgPool,
     /// The configuration it runs with.
@@ -140,11 +142,13 @@ impl TestAppBuilder {
         let database = config.database_url.rsplit('/').next().unwrap().to_owned();
         let app = Application::build_with(config.clone(), role, externals).await.expect("orderflow failed to start");
         let address = format!("http://{}", app.http_addr());
+        let board_address = app.board_addr().map(|addr| format!("http://{addr}"));
         let pool = app.pool().clone();
         let shutdown = CancellationToken::new();
         let run = tokio::spawn(app.run(shutdown.clone()));
         TestApp {
             address,
+            board_address,
             pool,
             config,
             client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
@@ -169,6 +173,26 @@ impl TestApp {
     /// A URL on the app.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// `GET` a board path (under `/api/v1`) with the admin's credentials.
+    pub async fn board_get(&self, path: &str) -> Response {
+        let board = self.board_address.as_ref().expect("this app serves no board");
+        self.client
+            .get(format!("{board}/api/v1{path}"))
+            .basic_auth("admin@example.com", Some("admin123"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The journal row of a message, as JSON, if it exists.
+    pub async fn journal_row(&self, message_id: &str) -> Option<Value> {
+        sqlx::query_scalar("select to_jsonb(j) from job_journal j where message_id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap()
     }
 
     /// Logs in as the seeded admin and returns the bearer token.

@@ -6,11 +6,14 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod board_ui;
 mod create_order;
 mod dead_letters;
+mod dlq;
 mod expiry;
 mod functions;
 mod idempotency;
+mod journal;
 mod outbox;
 mod reads;
 mod workers;

@@ -6,7 +6,7 @@ use shared::{
     db::orders,
     domain::NewOrder,
     events::EventType,
-    messaging::{OutboxRelay, OutboxSignal, Publisher},
+    messaging::{OutboxRelay, OutboxSignal, Publisher, RelaySettings},
     metrics::Metrics,
 };
 use sqlx::PgPool;
@@ -34,8 +34,7 @@ fn start_relay(app: &TestApp, stop: &CancellationToken) -> tokio::task::JoinHand
         Arc::new(Publisher::new(amqp_url(), app.topology())),
         OutboxSignal::default(),
         Arc::new(Metrics::default()),
-        50,
-        Duration::from_millis(20),
+        RelaySettings { batch_size: 50, poll_interval: Duration::from_millis(20), max_attempts: 4 },
     );
     tokio::spawn(relay.run(stop.clone()))
 }

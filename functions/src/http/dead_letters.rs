@@ -1,0 +1,143 @@
+//! `GET /api/dead-letters?queue=&limit=` and `POST /api/dead-letters/replay`: what sits in the
+//! `<queue>_error` queues (with the journal's attempts and last error), and moving it back.
+//! Admins only.
+
+use axum::{Extension, Json, extract::State};
+use serde::{Deserialize, Serialize};
+use shared::{
+    events::EventType,
+    journal,
+    messaging::{DeadLetter, DeadLetters, ReplaySelection},
+};
+
+use super::{ApiError, ApiJson, ApiQuery, AppState, AuthUser};
+
+/// Query parameters of the list.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// A dead letter with what the journal knows about it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterView {
+    #[serde(flatten)]
+    letter: DeadLetter,
+    attempts: Option<i32>,
+    last_error: Option<String>,
+}
+
+/// Largest list.
+const MAX_LIMIT: usize = 1000;
+
+/// Lists dead letters.
+///
+/// # Errors
+/// 403 for non-admins, 400 for an unknown queue, 503 when the broker is down.
+pub async fn list_dead_letters(
+    State(state): State<AppState>,
+    Extension(caller): Extension<AuthUser>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+    caller.require_admin()?;
+    let event = query.queue.as_deref().map(|q| event_of(&state, q, "queue")).transpose()?;
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let dead_letters = connect(&state).await?;
+    let letters = dead_letters.list(event, limit).await;
+    dead_letters.close().await;
+    let letters = letters.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
+    Ok(Json(with_journal(&state, letters).await?))
+}
+
+/// What to replay: one message by id, or a whole queue.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayRequest {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// What was replayed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayResponse {
+    replayed: usize,
+    messages: Vec<DeadLetter>,
+}
+
+/// Replays dead letters into their queues.
+///
+/// # Errors
+/// 403 for non-admins, 400 for a request that names neither an id nor a queue with `all`,
+/// 404 when the id is in no error queue, 503 when the broker is down.
+pub async fn replay_dead_letters(
+    State(state): State<AppState>,
+    Extension(caller): Extension<AuthUser>,
+    ApiJson(request): ApiJson<ReplayRequest>,
+) -> Result<Json<ReplayResponse>, ApiError> {
+    caller.require_admin()?;
+    let event = request.queue.as_deref().map(|q| event_of(&state, q, "queue")).transpose()?;
+    let selection = match (request.id, event, request.all) {
+        (Some(message_id), event, false) => ReplaySelection::Id { message_id, event },
+        (None, Some(event), true) => ReplaySelection::All(event),
+        _ => {
+            return Err(ApiError::Validation {
+                field: None,
+                message: "send {\"id\": \"<message id>\"} or {\"queue\": \"<queue>\", \"all\": true}".into(),
+            });
+        }
+    };
+    let dead_letters = connect(&state).await?;
+    let replayed = dead_letters.replay(&selection).await;
+    dead_letters.close().await;
+    let replayed = replayed.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
+    if replayed.is_empty()
+        && let ReplaySelection::Id { message_id, .. } = &selection
+    {
+        return Err(ApiError::NotFound(format!("no dead letter has message id {message_id}")));
+    }
+    tracing::info!(replayed = replayed.len(), user.id = caller.user_id, "dead letters replayed");
+    Ok(Json(ReplayResponse { replayed: replayed.len(), messages: replayed }))
+}
+
+/// The event whose queue is named `queue` (with or without `QUEUE_PREFIX`, or its `_error` queue).
+fn event_of(state: &AppState, queue: &str, field: &str) -> Result<EventType, ApiError> {
+    let topology = &state.dead_letters.topology;
+    topology.event_of_queue(queue).or_else(|| EventType::ALL.into_iter().find(|e| e.queue() == queue)).ok_or_else(
+        || {
+            let known: Vec<_> = EventType::ALL.iter().map(|e| topology.queue(*e)).collect();
+            ApiError::invalid_parameter(field, format!("unknown queue `{queue}`; known: {}", known.join(", ")))
+        },
+    )
+}
+
+async fn connect(state: &AppState) -> Result<DeadLetters, ApiError> {
+    DeadLetters::connect(&state.dead_letters.amqp_url, state.dead_letters.topology.clone())
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("{e:#}")))
+}
+
+async fn with_journal(state: &AppState, letters: Vec<DeadLetter>) -> Result<Vec<DeadLetterView>, ApiError> {
+    let ids: Vec<String> = letters.iter().filter_map(|l| l.message_id.clone()).collect();
+    let summaries = journal::summaries(&state.pool, &ids).await?;
+    Ok(letters
+        .into_iter()
+        .map(|letter| {
+            let summary = letter.message_id.as_ref().and_then(|id| summaries.get(id));
+            DeadLetterView {
+                attempts: summary.map(|s| s.attempts),
+                last_error: summary.and_then(|s| s.last_error.clone()),
+                letter,
+            }
+        })
+        .collect())
+}

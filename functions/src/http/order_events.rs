@@ -1,0 +1,23 @@
+//! `GET /api/orders/{id}/events`: an order's timeline (its creation and status, the events
+//! written and published for it, the jobs that handled them with their results and errors, its
+//! notifications), so a person can see why an order is where it is.
+
+use axum::{Json, extract::State};
+use shared::journal::{self, TimelineEntry};
+
+use super::{ApiError, ApiPath, AppState, get_order::OrderPath};
+
+/// Returns the timeline of one order.
+///
+/// # Errors
+/// 400 for an id that is not a number, 404 if there is no such order.
+pub async fn order_events(
+    State(state): State<AppState>,
+    ApiPath(path): ApiPath<OrderPath>,
+) -> Result<Json<Vec<TimelineEntry>>, ApiError> {
+    let timeline = journal::order_timeline(&state.pool, path.id).await?;
+    if timeline.is_empty() {
+        return Err(ApiError::NotFound(format!("no order has id {}", path.id)));
+    }
+    Ok(Json(timeline))
+}

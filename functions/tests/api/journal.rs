@@ -1,0 +1,252 @@
+//! The job journal and the board's view of it: every attempt recorded, queryable through the
+//! board's API (behind the admin's credentials), and an order's timeline.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use shared::{
+    events::EventType,
+    payments::{PaymentError, PaymentOutcome},
+};
+use tokio::sync::Semaphore;
+
+use crate::{
+    gateways::ScriptedGateway,
+    helpers::{TestApp, app, eventually, order_body},
+};
+
+async fn create_order_with_request_id(app: &TestApp, request_id: &str) -> i64 {
+    let token = app.admin_token().await;
+    let response = app
+        .client
+        .post(app.url("/api/orders"))
+        .bearer_auth(&token)
+        .header("x-request-id", request_id)
+        .json(&order_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+/// The journal rows of an order once `done` of them are Done.
+async fn done_rows(app: &TestApp, order_id: i64, done: usize) -> Vec<Value> {
+    eventually(&format!("{done} Done journal rows of order {order_id}"), Duration::from_secs(15), || async {
+        let rows: Vec<Value> = sqlx::query_scalar(
+            "select to_jsonb(j) from job_journal j where order_id = $1 and status = 'Done' order by started_at",
+        )
+        .bind(order_id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        (rows.len() == done).then_some(rows)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_completed_order_leaves_done_entries_sharing_its_correlation_id() {
+    let app = app().with_functions().spawn().await;
+
+    let id = create_order_with_request_id(&app, "req-journal-1").await;
+
+    let rows = done_rows(&app, id, 2).await;
+    let functions: Vec<&str> = rows.iter().map(|r| r["function"].as_str().unwrap()).collect();
+    assert_eq!(functions, ["on_order_created", "on_order_completed"]);
+    for row in &rows {
+        assert_eq!(row["correlation_id"], "req-journal-1", "{row}");
+        assert_eq!(row["attempts"], 1);
+        assert!(row["worker"].as_str().is_some_and(|w| w.starts_with(row["function"].as_str().unwrap())), "{row}");
+        assert!(row["started_at"].is_string() && row["finished_at"].is_string(), "{row}");
+        assert_eq!(row["args"]["orderId"], id);
+    }
+    assert_eq!(rows[0]["queue"], app.queue(EventType::OrderCreated));
+    assert_eq!(rows[0]["result"], format!("order {id} paid and completed"));
+}
+
+#[tokio::test]
+async fn a_failing_job_shows_failed_attempts_with_its_error_then_is_killed() {
+    // The first attempt fails; the second waits until the test has seen the Failed entry.
+    let second_attempt = Arc::new(Semaphore::new(0));
+    let gate = second_attempt.clone();
+    let gateway = ScriptedGateway::new(|_| Err(PaymentError("card processor down".into())));
+    let app = app()
+        .with_functions()
+        .payments(Arc::new(GatedGateway { inner: gateway.clone(), gate }))
+        .config(|c| c.max_retries = 1)
+        .spawn()
+        .await;
+    let id = create_order_with_request_id(&app, "req-journal-2").await;
+    let message_id: String = sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let failed = eventually("the Failed entry", Duration::from_secs(10), || async {
+        app.journal_row(&message_id).await.filter(|row| row["status"] == "Failed")
+    })
+    .await;
+    assert_eq!(failed["attempts"], 1);
+    assert!(failed["last_error"].as_str().unwrap().contains("card processor down"), "{failed}");
+    second_attempt.add_permits(1);
+
+    let killed = eventually("the Killed entry", Duration::from_secs(10), || async {
+        app.journal_row(&message_id).await.filter(|row| row["status"] == "Killed")
+    })
+    .await;
+    assert_eq!(killed["attempts"], 2);
+    assert!(killed["last_error"].as_str().unwrap().contains("card processor down"), "{killed}");
+    assert_eq!(gateway.calls(), 2);
+}
+
+/// Lets the first charge through at once and each later one only when the test adds a permit.
+struct GatedGateway {
+    inner: Arc<ScriptedGateway>,
+    gate: Arc<Semaphore>,
+}
+
+impl shared::payments::PaymentGateway for GatedGateway {
+    fn charge(
+        &self,
+        order_id: i64,
+        total: shared::domain::Money,
+    ) -> futures::future::BoxFuture<'_, Result<PaymentOutcome, PaymentError>> {
+        Box::pin(async move {
+            if self.inner.calls() > 0 {
+                self.gate.acquire().await.unwrap().forget();
+            }
+            self.inner.charge(order_id, total).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_board_api_lists_queues_jobs_workers_and_cron_runs() {
+    let app = app().with_functions().config(|c| c.expiry_schedule = "* * * * * *".into()).spawn().await;
+    let id = create_order_with_request_id(&app, "req-board").await;
+    let rows = done_rows(&app, id, 2).await;
+    let message_id = rows[0]["message_id"].as_str().unwrap().to_owned();
+    let created_queue = app.queue(EventType::OrderCreated);
+    eventually("a cron run in the journal", Duration::from_secs(10), || async {
+        let runs: i64 =
+            sqlx::query_scalar("select count(*) from job_journal where queue = 'expire_orders' and status = 'Done'")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        (runs > 0).then_some(())
+    })
+    .await;
+
+    let queues: Value = app.board_get("/queues").await.json().await.unwrap();
+    let names: Vec<&str> = queues.as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+    for queue in [
+        created_queue.as_str(),
+        &app.queue(EventType::OrderCompleted),
+        &app.queue(EventType::OrderExpired),
+        "expire_orders",
+    ] {
+        assert!(names.contains(&queue), "{queue} missing from {names:?}");
+    }
+
+    let done: Value = app.board_get(&format!("/queues/{created_queue}/tasks?status=Done")).await.json().await.unwrap();
+    assert!(done.as_array().unwrap().iter().any(|t| t["ctx"]["task_id"] == message_id.as_str()), "{done}");
+
+    let task: Value = app.board_get(&format!("/queues/{created_queue}/tasks/{message_id}")).await.json().await.unwrap();
+    assert_eq!(task["args"]["orderId"], id);
+    assert_eq!(task["ctx"]["status"], "Done");
+
+    let cron: Value = app.board_get("/queues/expire_orders/tasks?status=Done").await.json().await.unwrap();
+    assert!(cron[0]["args"]["scheduledAt"].is_string(), "{cron}");
+    assert!(cron[0]["args"]["outcome"].as_str().is_some_and(|o| o.ends_with("orders expired")), "{cron}");
+
+    let workers: Value = eventually("the workers' heartbeats", Duration::from_secs(10), || async {
+        let workers: Value = app.board_get("/workers").await.json().await.unwrap();
+        (workers.as_array().unwrap().len() == 4).then_some(workers)
+    })
+    .await;
+    assert!(workers.as_array().unwrap().iter().any(|w| w["queue"] == created_queue.as_str()), "{workers}");
+
+    let overview: Value = app.board_get("/overview").await.json().await.unwrap();
+    let done_jobs = overview.as_array().unwrap().iter().find(|s| s["title"] == "DONE_JOBS").unwrap();
+    assert!(done_jobs["value"].as_str().unwrap().parse::<i64>().unwrap() >= 2, "{overview}");
+}
+
+#[tokio::test]
+async fn the_board_refuses_requests_without_the_admin_credentials() {
+    let app = app().spawn().await;
+    let board = app.board_address.clone().unwrap();
+
+    let anonymous = app.client.get(format!("{board}/api/v1/queues")).send().await.unwrap();
+    let wrong = app
+        .client
+        .get(format!("{board}/api/v1/queues"))
+        .basic_auth("admin@example.com", Some("not-the-password"))
+        .send()
+        .await
+        .unwrap();
+    let ui = app.client.get(format!("{board}/")).send().await.unwrap();
+
+    for response in [anonymous, wrong, ui] {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    }
+    assert_eq!(app.board_get("/queues").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_orders_timeline_tells_its_story_in_order() {
+    let app = app().with_functions().spawn().await;
+    let id = create_order_with_request_id(&app, "req-timeline").await;
+    done_rows(&app, id, 2).await;
+    let token = app.admin_token().await;
+
+    let timeline: Value = app.get(&token, &format!("/api/orders/{id}/events")).await.json().await.unwrap();
+    let missing = app.get(&token, "/api/orders/999999/events").await;
+
+    let events: Vec<&str> = timeline.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let position = |event: &str| {
+        events.iter().position(|e| *e == event).unwrap_or_else(|| panic!("`{event}` missing from {events:?}"))
+    };
+    let story = [
+        "order created (Pending)",
+        "OrderCreated published",
+        "on_order_created started (attempt 1)",
+        "OrderCompleted written",
+        "on_order_created Done",
+        "OrderCompleted published",
+        "on_order_completed Done",
+    ];
+    let positions: Vec<usize> = story.iter().map(|e| position(e)).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order: {events:?}");
+    assert!(events.contains(&"OrderCompleted notification"), "{events:?}");
+    let times: Vec<&str> = timeline.as_array().unwrap().iter().map(|e| e["at"].as_str().unwrap()).collect();
+    let parsed: Vec<chrono::DateTime<chrono::Utc>> = times.iter().map(|t| t.parse().unwrap()).collect();
+    assert!(parsed.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn finished_journal_entries_past_the_retention_are_pruned() {
+    let app = app().spawn().await;
+    sqlx::query(
+        "insert into job_journal (message_id, queue, function, status, max_attempts, finished_at) values
+         ('old-done', 'q', 'f', 'Done', 1, now() - interval '10 days'),
+         ('new-done', 'q', 'f', 'Done', 1, now()),
+         ('old-running', 'q', 'f', 'Running', 1, null)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let pruned = shared::journal::prune_once(&app.pool, chrono::Utc::now() - chrono::Duration::days(7)).await.unwrap();
+
+    let left: Vec<String> = sqlx::query_scalar("select message_id from job_journal order by message_id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert_eq!(left, ["new-done", "old-running"]);
+}
