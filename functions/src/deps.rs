@@ -1,12 +1,21 @@
 //! `FunctionDeps`: what the queue and cron functions need, cloned cheaply into every job.
 //! Randomness (the payment outcome) and time are injected, so tests decide them.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use shared::{clock::Clock, messaging::OutboxSignal, payments::PaymentGateway};
+use anyhow::anyhow;
+use shared::{clock::Clock, db, messaging::OutboxSignal, payments::PaymentGateway};
 use sqlx::PgPool;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
+
+use crate::error::FunctionError;
 
 /// Dependencies of every job function.
 #[derive(Clone)]
@@ -29,10 +38,21 @@ pub struct FunctionDeps {
     pub shutdown: CancellationToken,
     /// How long in-flight work may still take once shutdown starts.
     pub drain_budget: Duration,
-    // Thousands of jobs may be parked in their payment wait at once; this gate lets only as
-    // many touch the database as the pool has connections, so the rest wait here (cheaply, with
-    // no timeout) rather than in the pool's acquire queue, where they would time out.
-    db_gate: Arc<Semaphore>,
+    db_gate: Arc<DbGate>,
+}
+
+/// Admission to the database for jobs.
+///
+/// - Thousands of jobs may be parked in their payment wait at once; only as many as the pool
+///   has connections touch the database at a time, the rest wait here (cheaply, without a
+///   timeout) rather than in the pool's acquire queue, where they would time out.
+/// - When a query fails because the database is unreachable, the gate closes until a probe
+///   gets through: jobs wait for the database instead of burning their retries during an
+///   outage and ending in the error queue with nothing wrong with them.
+struct DbGate {
+    permits: Semaphore,
+    healthy: watch::Sender<bool>,
+    probing: AtomicBool,
 }
 
 impl std::fmt::Debug for FunctionDeps {
@@ -69,15 +89,63 @@ impl FunctionDeps {
             expiry_batch_size: 5_000,
             shutdown,
             drain_budget,
-            db_gate: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
+            db_gate: Arc::new(DbGate {
+                permits: Semaphore::new(max_connections.max(1) as usize),
+                healthy: watch::Sender::new(true),
+                probing: AtomicBool::new(false),
+            }),
         }
     }
 
-    /// Waits for a turn at the database; hold the permit while using the pool.
+    /// Runs `query` on the pool when the database is up and a connection is free. A failure
+    /// that means the database is unreachable closes the gate until it is back.
     ///
-    /// # Panics
-    /// Never: the gate is never closed.
-    pub async fn db_turn(&self) -> SemaphorePermit<'_> {
-        self.db_gate.acquire().await.expect("the database gate is never closed")
+    /// # Errors
+    /// The query's error (transient or not), or a transient error when shutdown starts while
+    /// waiting (the message is then requeued).
+    pub async fn db<T>(&self, query: impl AsyncFnOnce(&PgPool) -> sqlx::Result<T>) -> Result<T, FunctionError> {
+        let mut healthy = self.db_gate.healthy.subscribe();
+        if !*healthy.borrow_and_update() {
+            tokio::select! {
+                biased;
+                ready = healthy.wait_for(|up| *up) => { ready.map_err(|e| anyhow!(e))?; }
+                () = self.shutdown.cancelled() => {
+                    return Err(FunctionError::Transient(anyhow!("shutting down while the database is unreachable")));
+                }
+            }
+        }
+        let result = {
+            let _turn = self.db_gate.permits.acquire().await.map_err(|e| anyhow!(e))?;
+            query(&self.pool).await
+        };
+        match result {
+            Err(e) if db::is_transient(&e) => {
+                self.database_unreachable(&e);
+                Err(e.into())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Closes the gate and probes the database, with backoff, until it answers.
+    fn database_unreachable(&self, error: &sqlx::Error) {
+        if self.db_gate.probing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(error = %error, "database unreachable; jobs wait for it");
+        self.db_gate.healthy.send_replace(false);
+        let (gate, pool) = (self.db_gate.clone(), self.pool.clone());
+        tokio::spawn(async move {
+            let mut backoff = shared::messaging::reconnect_backoff();
+            loop {
+                tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(5))).await;
+                if sqlx::query("select 1").execute(&pool).await.is_ok() {
+                    break;
+                }
+            }
+            tracing::info!("database reachable again; jobs resume");
+            gate.probing.store(false, Ordering::SeqCst);
+            gate.healthy.send_replace(true);
+        });
     }
 }

@@ -23,10 +23,7 @@ pub async fn on_order_completed(event: OrderCompleted, deps: Data<FunctionDeps>)
 
 async fn notify(event: &OrderCompleted, deps: &FunctionDeps) -> Result<String, FunctionError> {
     let id = event.order_id;
-    let recorded = {
-        let _turn = deps.db_turn().await;
-        notifications::record_completed(&deps.pool, id).await?
-    };
+    let recorded = deps.db(async |pool| notifications::record_completed(pool, id).await).await?;
     match recorded {
         Recorded::Inserted { user_id, total } => {
             // The fake e-mail: ids and the amount only, no personal data.

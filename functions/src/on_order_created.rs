@@ -35,10 +35,8 @@ pub async fn on_order_created(
 
 async fn pay(event: &OrderCreated, deps: &FunctionDeps, message: &MessageInfo) -> Result<String, FunctionError> {
     let id = event.order_id;
-    let started = {
-        let _turn = deps.db_turn().await;
-        orders::mark_processing_if_pending(&deps.pool, id, message.message_id.as_deref()).await?
-    };
+    let message_id = message.message_id.as_deref();
+    let started = deps.db(async |pool| orders::mark_processing_if_pending(pool, id, message_id).await).await?;
     match started {
         StartProcessing::Started => {}
         StartProcessing::Resume => tracing::info!(order.id = id, "resuming the payment of order {id}"),
@@ -63,10 +61,9 @@ async fn pay(event: &OrderCreated, deps: &FunctionDeps, message: &MessageInfo) -
         })?;
     match outcome {
         PaymentOutcome::Approved => {
-            let completed = {
-                let _turn = deps.db_turn().await;
-                orders::complete_with_event(&deps.pool, id, Uuid::now_v7(), message.correlation_id()).await?
-            };
+            let completed = deps
+                .db(async |pool| orders::complete_with_event(pool, id, Uuid::now_v7(), message.correlation_id()).await)
+                .await?;
             if completed {
                 deps.outbox.notify();
                 tracing::info!(order.id = id, order.total = %event.total, "order {id} completed");

@@ -23,10 +23,7 @@ pub async fn on_order_expired(event: OrderExpired, deps: Data<FunctionDeps>) -> 
 
 async fn audit(event: &OrderExpired, deps: &FunctionDeps) -> Result<String, FunctionError> {
     let id = event.order_id;
-    let recorded = {
-        let _turn = deps.db_turn().await;
-        notifications::record_expired(&deps.pool, id).await?
-    };
+    let recorded = deps.db(async |pool| notifications::record_expired(pool, id).await).await?;
     match recorded {
         Recorded::Inserted { user_id, .. } => {
             tracing::info!(order.id = id, user.id = user_id, "order {id} expiry recorded");
