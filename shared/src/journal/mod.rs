@@ -166,6 +166,11 @@ impl JournalWriter {
                     tracing::warn!(error = %e, entries = rows.len(), "journal entries lost at shutdown");
                     return;
                 }
+                // Retrying cannot fix a batch the database refuses; never let it block the rest.
+                Err(e) if !crate::db::is_transient(&e) => {
+                    tracing::error!(error = %e, entries = rows.len(), "journal batch refused by the database; dropped");
+                    return;
+                }
                 Err(e) => {
                     let delay = backoff.next().unwrap_or(Duration::from_secs(10));
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "could not write the job journal; will retry");
@@ -265,12 +270,12 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
         ids.push(id.clone());
         queues.push(row.queue.clone());
         functions.push(row.function.clone());
-        args.push(row.args.clone());
+        args.push(row.args.as_deref().map(|json| json.replace("\\u0000", "\\ufffd")));
         statuses.push(row.status.unwrap_or(JobStatus::Running).as_str().to_owned());
         attempts.push(row.attempts);
         max_attempts.push(row.max_attempts);
-        errors.push(row.last_error.clone());
-        results.push(row.result.clone());
+        errors.push(row.last_error.as_deref().map(without_nul));
+        results.push(row.result.as_deref().map(without_nul));
         enqueued.push(row.enqueued_at);
         started.push(row.started_at);
         finished.push(row.finished_at);
@@ -327,6 +332,11 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// PostgreSQL text cannot hold NUL characters (and jsonb not `\u0000`); message bodies may.
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
 }
 
 /// Deletes finished journal entries, sent outbox rows and cron runs older than `retention`, a
