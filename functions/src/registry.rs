@@ -180,7 +180,7 @@ pub fn monitor(
         .should_restart(|worker, error| {
             // Our supervisor: a worker that ended with an error (broker restart, consumer
             // cancelled) is rebuilt with a fresh backend, after a backoff (RestartBackoff).
-            tracing::warn!(worker = worker.name(), error = %error, "worker stopped; restarting");
+            tracing::warn!(worker = worker.name(), error = ?error, "worker stopped; restarting");
             true
         })
         .shutdown_timeout(settings.shutdown_timeout);
