@@ -124,10 +124,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// The secret that signs tokens, and whether it is the development default.
+    /// The secret that signs tokens, and whether it is the public development default (unset,
+    /// or set to that same value, as docker-compose does when `JWT_SECRET` is not given).
     pub fn jwt_secret(&self) -> (&str, bool) {
         match &self.jwt_secret {
-            Some(secret) => (secret.expose(), false),
+            Some(secret) => (secret.expose(), secret.expose() == DEVELOPMENT_JWT_SECRET),
             None => (DEVELOPMENT_JWT_SECRET, true),
         }
     }
@@ -257,6 +258,17 @@ mod tests {
     fn a_schedule_needs_a_seconds_field() {
         assert!(parse_schedule("0 * * * * *").is_ok());
         assert!(parse_schedule("not a schedule").is_err());
+    }
+
+    #[test]
+    fn the_development_secret_is_recognised_even_when_set_explicitly() {
+        let mut config = Config::from_env();
+        config.jwt_secret = None;
+        assert!(config.jwt_secret().1);
+        config.jwt_secret = Some(DEVELOPMENT_JWT_SECRET.parse().unwrap());
+        assert!(config.jwt_secret().1);
+        config.jwt_secret = Some("a-real-production-secret".parse().unwrap());
+        assert!(!config.jwt_secret().1);
     }
 
     #[test]
