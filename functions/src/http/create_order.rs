@@ -18,24 +18,50 @@ use shared::{
 };
 use uuid::Uuid;
 
-use super::{ApiError, ApiJson, AppState, AuthUser, RequestId};
+use super::{ApiError, ApiJson, AppState, AuthUser, ErrorBody, RequestId};
 
 /// The body of a create request. Types are checked here; ranges by [`NewOrder::parse`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrderRequest {
+    /// An existing user (422 otherwise).
+    #[schema(example = 1)]
     user_id: i64,
+    /// An existing product (422 otherwise).
+    #[schema(example = 2)]
     product_id: i64,
+    /// 1 to 10,000.
+    #[schema(example = 3, minimum = 1, maximum = 10000)]
     quantity: i64,
+    /// Unit price: greater than 0, at most 1,000,000.00, at most two decimals.
     price: Money,
+    /// Only `Pending` is accepted: orders always start there.
     #[serde(default)]
+    #[schema(example = "Pending")]
     status: Option<String>,
 }
 
 /// The header that makes a create safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// Creates an order.
+/// Creates an order and its `OrderCreated` event; answers at once (processing is asynchronous).
+#[utoipa::path(
+    post, path = "/api/orders", tag = "orders",
+    request_body = CreateOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same order (1-255 characters)")),
+    responses(
+        (status = 201, description = "Created (or replayed for a known Idempotency-Key, with `Idempotent-Replayed: true`)", body = Order,
+            headers(("Location" = String, description = "/api/orders/{id}"))),
+        (status = 400, description = "`malformed_json`, `validation_failed` (with `field`) or `invalid_parameter`", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused` for a different order", body = ErrorBody),
+        (status = 413, description = "Body over MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = ErrorBody),
+        (status = 422, description = "`unknown_reference`: unknown userId or productId", body = ErrorBody),
+        (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 ///
 /// # Errors
 /// 400 invalid body or header, 409 idempotency key reused for another request, 422 unknown

@@ -10,32 +10,49 @@ use shared::{
     messaging::{DeadLetter, DeadLetters, ReplaySelection},
 };
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, AuthUser};
+use super::{ApiError, ApiJson, ApiQuery, AppState, AuthUser, ErrorBody};
 
 /// Query parameters of the list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this queue (e.g. `order-created-event`); default: every queue.
     #[serde(default)]
     queue: Option<String>,
+    /// Most messages per queue, 1 to 1000 (default 100).
     #[serde(default)]
     limit: Option<usize>,
 }
 
 /// A dead letter with what the journal knows about it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetterView {
     #[serde(flatten)]
     letter: DeadLetter,
+    /// Attempts the job took.
     attempts: Option<i32>,
+    /// Its last error.
     last_error: Option<String>,
 }
 
 /// Largest list.
 const MAX_LIMIT: usize = 1000;
 
-/// Lists dead letters.
+/// Lists dead letters (they stay where they are).
+#[utoipa::path(
+    get, path = "/api/dead-letters", tag = "operations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The messages in the error queues", body = [DeadLetterView]),
+        (status = 400, description = "`invalid_parameter`: unknown queue", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 503, description = "Broker unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 ///
 /// # Errors
 /// 403 for non-admins, 400 for an unknown queue, 503 when the broker is down.
@@ -54,27 +71,45 @@ pub async fn list_dead_letters(
     Ok(Json(with_journal(&state, letters).await?))
 }
 
-/// What to replay: one message by id, or a whole queue.
-#[derive(Debug, Deserialize)]
+/// What to replay: `{"id": …}` (optionally with `queue`), or `{"queue": …, "all": true}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplayRequest {
+    /// The message id of one dead letter.
     #[serde(default)]
     id: Option<String>,
+    /// The queue to replay (with `all`) or to look for `id` in.
     #[serde(default)]
+    #[schema(example = "order-created-event")]
     queue: Option<String>,
+    /// Replay every message of `queue`.
     #[serde(default)]
     all: bool,
 }
 
 /// What was replayed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayResponse {
     replayed: usize,
     messages: Vec<DeadLetter>,
 }
 
-/// Replays dead letters into their queues.
+/// Moves dead letters back into their queues (published with a confirm before they leave the
+/// error queue).
+#[utoipa::path(
+    post, path = "/api/dead-letters/replay", tag = "operations",
+    request_body = ReplayRequest,
+    responses(
+        (status = 200, description = "Replayed", body = ReplayResponse),
+        (status = 400, description = "Neither an id nor a queue with `all`, or an unknown queue", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No dead letter has that id", body = ErrorBody),
+        (status = 503, description = "Broker unreachable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 ///
 /// # Errors
 /// 403 for non-admins, 400 for a request that names neither an id nor a queue with `all`,

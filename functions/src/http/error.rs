@@ -79,17 +79,26 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every error's body: `{"error": {"code", "message", "field"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable: `validation_failed`, `invalid_token`, `unknown_reference`, …
+    #[schema(example = "validation_failed")]
+    code: &'static str,
+    /// For people.
+    #[schema(example = "must be between 1 and 10000")]
     message: String,
+    /// The field, parameter or header at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    #[schema(example = "quantity")]
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -178,7 +187,8 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message, field: self.field() } };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code(), message, field: self.field().map(str::to_owned) } };
         let mut response = (status, Json(body)).into_response();
         match status {
             StatusCode::SERVICE_UNAVAILABLE => {

@@ -18,13 +18,21 @@ use shared::db::outbox;
 
 use super::AppState;
 
+/// The liveness answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// Liveness: the process is running and serving HTTP.
-pub async fn live() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "Alive", body = Liveness)))]
+pub async fn live() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
 }
 
 /// The state of one dependency.
-#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Check {
     /// Reachable.
@@ -35,17 +43,38 @@ pub enum Check {
     Lagging,
 }
 
-#[derive(Debug, Serialize)]
+/// Each dependency's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Checks {
+pub struct Checks {
     database: Check,
     broker: Check,
+    /// `lagging` when the oldest unpublished outbox row is older than OUTBOX_LAG_LIMIT_SECS.
     outbox: Check,
     outbox_oldest_unsent_secs: Option<i64>,
 }
 
+/// The readiness answer; `error` names what is not ready.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    checks: Checks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    error: Option<serde_json::Value>,
+}
+
 /// Readiness: 200 when the database and the broker are reachable and the outbox is not lagging,
 /// else 503.
+#[utoipa::path(
+    get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency is down or the outbox lags (with Retry-After)", body = Readiness),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let backlog = tokio::time::timeout(Duration::from_secs(2), outbox::backlog(&state.pool)).await;
     let (database, outbox, lag) = match backlog {
@@ -65,18 +94,18 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         .map(|(name, _)| name)
         .collect();
     if failing.is_empty() {
-        return Json(json!({ "status": "ready", "checks": checks })).into_response();
+        return Json(Readiness { status: "ready", checks, error: None }).into_response();
     }
     let down = state.broker.down();
-    let body = json!({
-        "status": "unavailable",
-        "checks": checks,
-        "error": {
+    let body = Readiness {
+        status: "unavailable",
+        checks,
+        error: Some(json!({
             "code": "dependency_unavailable",
             "message": format!("not ready: {}", failing.join(", ")),
             "brokerConnectionsDown": down,
-        },
-    });
+        })),
+    };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response

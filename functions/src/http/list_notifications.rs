@@ -4,19 +4,33 @@ use axum::{Json, extract::State};
 use serde::Deserialize;
 use shared::db::notifications::{self, Notification, NotificationType};
 
-use super::{ApiError, ApiQuery, AppState};
+use super::{ApiError, ApiQuery, AppState, ErrorBody};
 
 /// Query parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListNotificationsQuery {
+    /// Only this order's notifications.
     #[serde(default)]
     order_id: Option<i64>,
+    /// Only `OrderCompleted` or only `OrderExpired`.
     #[serde(default, rename = "type")]
+    #[param(rename = "type")]
     kind: Option<String>,
 }
 
 /// Lists notifications, oldest first (at most 1000).
+#[utoipa::path(
+    get, path = "/api/notifications", tag = "orders",
+    params(ListNotificationsQuery),
+    responses(
+        (status = 200, description = "Notifications", body = [Notification]),
+        (status = 400, description = "`invalid_parameter`: orderId not a number or unknown type", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 ///
 /// # Errors
 /// 400 for an orderId that is not a number or an unknown type.

@@ -7,26 +7,30 @@ use shared::{
     domain::{Order, OrderStatus},
 };
 
-use super::{ApiError, ApiQuery, AppState};
+use super::{ApiError, ApiQuery, AppState, ErrorBody};
 
 /// Largest page.
 pub const MAX_PAGE_SIZE: i64 = 100;
 const DEFAULT_PAGE_SIZE: i64 = 20;
 
 /// Query parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListOrdersQuery {
+    /// Only orders in this status: Pending, Processing, Completed or Expired.
     #[serde(default)]
     status: Option<String>,
+    /// 1-based page (default 1).
     #[serde(default)]
     page: Option<i64>,
+    /// Orders per page, 1 to 100 (default 20).
     #[serde(default)]
     page_size: Option<i64>,
 }
 
 /// A page of orders.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPage {
     items: Vec<Order>,
@@ -35,7 +39,17 @@ pub struct OrderPage {
     total: i64,
 }
 
-/// Lists orders.
+/// Lists orders, newest first.
+#[utoipa::path(
+    get, path = "/api/orders", tag = "orders",
+    params(ListOrdersQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderPage),
+        (status = 400, description = "`invalid_parameter`: unknown status or page out of range", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 ///
 /// # Errors
 /// 400 for an unknown status or a page out of range.

@@ -3,9 +3,18 @@
 use axum::{Json, extract::State};
 use shared::db::users::{self, User};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 
 /// Lists users.
+#[utoipa::path(
+    get, path = "/api/users", tag = "catalogue",
+    responses(
+        (status = 200, description = "All users", body = [User]),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 ///
 /// # Errors
 /// 503 when the database is down.

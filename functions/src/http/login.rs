@@ -6,19 +6,22 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::db::users;
 
-use super::{ApiError, ApiJson, AppState, AuthUser};
+use super::{ApiError, ApiJson, AppState, AuthUser, ErrorBody};
 
 /// A login attempt.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
+    #[schema(example = "admin@example.com")]
     email: String,
+    #[schema(example = "admin123")]
     password: String,
 }
 
 /// A token and when it expires.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
+    /// Send it as `Authorization: Bearer <token>`.
     token: String,
     expires_at: DateTime<Utc>,
 }
@@ -29,6 +32,16 @@ const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$TjxlOTO7srsoN0VtAkSe8A$9dfQxYUKTx+FLgRv5rz5JjduaXD2LDij2tfIo5YtSMQ";
 
 /// Logs a user in.
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "Malformed body or missing field", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = ErrorBody),
+    )
+)]
 ///
 /// # Errors
 /// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password.

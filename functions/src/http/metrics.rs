@@ -18,6 +18,10 @@ use shared::{
 use super::AppState;
 
 /// Renders every metric, refreshing the outbox gauges from the database first.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus/OpenMetrics text", content_type = "application/openmetrics-text", body = String))
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match outbox::backlog(&state.pool).await {
         Ok(backlog) => {

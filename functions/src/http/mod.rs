@@ -24,7 +24,7 @@ use axum::{
     http::{HeaderName, HeaderValue, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::get,
 };
 use shared::{
     messaging::{BrokerHealth, OutboxSignal},
@@ -33,10 +33,13 @@ use shared::{
 use sqlx::PgPool;
 use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_scalar::Servable as _;
 use uuid::Uuid;
 
 pub use auth::{AuthUser, TokenKeys};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimit};
 
 /// What HTTP functions need. Cheap to clone.
@@ -88,32 +91,77 @@ pub struct RequestId(pub String);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The full API: public routes, token-protected `/api` routes, health and metrics.
+/// The full API: public routes, token-protected `/api` routes, health and metrics, and its
+/// documentation (`/api/openapi.json`, and the interactive page at `/docs`).
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
-        .route("/api/orders", post(create_order::create_order).get(list_orders::list_orders))
-        .route("/api/orders/{id}", get(get_order::get_order))
-        .route("/api/orders/{id}/events", get(order_events::order_events))
-        .route("/api/dead-letters", get(dead_letters::list_dead_letters))
-        .route("/api/dead-letters/replay", post(dead_letters::replay_dead_letters))
-        .route("/api/notifications", get(list_notifications::list_notifications))
-        .route("/api/products", get(list_products::list_products))
-        .route("/api/users", get(list_users::list_users))
-        .route_layer(middleware::from_fn_with_state(state.tokens.clone(), auth::require_auth));
-    let public = Router::new().route("/api/auth/login", post(login::login));
-    finish(Router::new().merge(protected).merge(public).merge(operations_routes()), state)
+    let (routes, spec) = documented_routes(state.tokens.clone()).split_for_parts();
+    let docs = Router::from(utoipa_scalar::Scalar::with_url("/docs", spec.clone()));
+    let routes = routes.route("/api/openapi.json", get(move || async move { axum::Json(spec) })).merge(docs);
+    finish(routes, state)
+}
+
+/// The OpenAPI document of [`router`], generated from the handlers and types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let tokens = Arc::new(TokenKeys::new("only-to-build-the-document", std::time::Duration::from_secs(1)));
+    documented_routes(tokens).into_openapi()
+}
+
+/// Every API route, registered together with its OpenAPI description, so the two cannot drift.
+fn documented_routes(tokens: Arc<TokenKeys>) -> OpenApiRouter<AppState> {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(create_order::create_order, list_orders::list_orders))
+        .routes(routes!(get_order::get_order))
+        .routes(routes!(order_events::order_events))
+        .routes(routes!(list_notifications::list_notifications))
+        .routes(routes!(list_products::list_products))
+        .routes(routes!(list_users::list_users))
+        .routes(routes!(dead_letters::list_dead_letters))
+        .routes(routes!(dead_letters::replay_dead_letters))
+        .route_layer(middleware::from_fn_with_state(tokens, auth::require_auth));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(protected)
+        .routes(routes!(login::login))
+        .merge(operations_routes())
 }
 
 /// Health and metrics only: what a worker process serves.
 pub fn operations_router(state: AppState) -> Router {
-    finish(operations_routes(), state)
+    finish(Router::from(operations_routes()), state)
 }
 
-fn operations_routes() -> Router<AppState> {
-    Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(metrics::metrics))
+fn operations_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health::live)).routes(routes!(health::ready)).routes(routes!(metrics::metrics))
+}
+
+/// The document's frame: title, the bearer scheme, tags.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "orderflow",
+        description = "Event-driven order processing. Log in with POST /api/auth/login and send the token as \
+                       `Authorization: Bearer <token>`. Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Tokens"),
+        (name = "orders", description = "Orders, their notifications and their timeline"),
+        (name = "catalogue", description = "Seeded users and products"),
+        (name = "operations", description = "Health, metrics and dead letters")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
 }
 
 /// JSON fallbacks, per-route metrics, and the layers every request passes, outermost first:
@@ -166,4 +214,95 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_state(pool: PgPool) -> AppState {
+        AppState {
+            pool,
+            tokens: Arc::new(TokenKeys::new("a-secret-for-tests-only", std::time::Duration::from_secs(60))),
+            outbox: OutboxSignal::default(),
+            broker: BrokerHealth::default(),
+            metrics: Arc::new(Metrics::default()),
+            max_body_bytes: 1024,
+            outbox_lag_limit: std::time::Duration::from_secs(60),
+            dead_letters: DeadLetterSettings {
+                amqp_url: "amqp://localhost".into(),
+                topology: shared::messaging::Topology::new("", shared::config::QueueType::Classic),
+            },
+        }
+    }
+
+    /// Every (method, path) the router serves, read from its `Debug` form: axum has no route
+    /// listing, but `Router`'s `Debug` names each route's path and allowed methods. axum is
+    /// pinned, and a format change makes this fail loudly rather than pass vacuously.
+    fn served_routes(router: &Router) -> std::collections::BTreeSet<(String, String)> {
+        let text = format!("{router:?}");
+        let routes_part = text.split("fallback_router").next().unwrap();
+        let id_after = |s: &str| s.split(')').next().unwrap().to_owned();
+        let mut methods = std::collections::HashMap::new();
+        for chunk in routes_part.split("RouteId(").skip(1) {
+            if let Some(allow) = chunk.split("allow_header: Bytes(b\"").nth(1) {
+                methods.insert(id_after(chunk), allow.split('"').next().unwrap().to_owned());
+            }
+        }
+        let paths_part = routes_part.split("paths: {").nth(1).expect("no `paths` in Router's Debug output");
+        let mut served = std::collections::BTreeSet::new();
+        for chunk in paths_part.split("RouteId(").skip(1) {
+            let path = chunk.split('"').nth(1).unwrap().to_owned();
+            let allowed = methods.get(&id_after(chunk)).unwrap_or_else(|| panic!("no methods for {path}"));
+            for method in allowed.split(',').filter(|m| *m != "HEAD") {
+                served.insert((method.to_owned(), path.clone()));
+            }
+        }
+        assert!(served.len() > 10, "could not read the routes from {text}");
+        served
+    }
+
+    #[tokio::test]
+    async fn every_route_the_router_serves_is_in_the_openapi_document_and_back() {
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://localhost/unused").unwrap();
+        let served = served_routes(&router(test_state(pool)));
+        let spec = openapi();
+        let documented: std::collections::BTreeSet<(String, String)> = spec
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                methods.into_iter().filter(|(_, present)| *present).map(move |(m, _)| (m.to_owned(), path.clone()))
+            })
+            .collect();
+        // The documentation's own routes describe the document rather than the API.
+        let own = [("GET".to_owned(), "/api/openapi.json".to_owned()), ("GET".to_owned(), "/docs".to_owned())];
+        let undocumented: Vec<_> = served.iter().filter(|r| !documented.contains(*r) && !own.contains(r)).collect();
+        let unserved: Vec<_> = documented.iter().filter(|r| !served.contains(*r)).collect();
+        assert!(undocumented.is_empty(), "served but not in the OpenAPI document: {undocumented:?}");
+        assert!(unserved.is_empty(), "in the OpenAPI document but not served: {unserved:?}");
+    }
+
+    #[test]
+    fn every_operation_documents_its_errors() {
+        let spec = serde_json::to_value(openapi()).unwrap();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                let public = ["/health/live", "/health/ready", "/metrics"].contains(&path.as_str());
+                let has_error = responses.keys().any(|code| code.starts_with('4') || code.starts_with('5'));
+                assert!(public || has_error, "{method} {path} documents no error response");
+                if operation.get("security").is_some() {
+                    assert!(responses.contains_key("401"), "{method} {path} needs a token but documents no 401");
+                }
+            }
+        }
+    }
 }

@@ -5,9 +5,20 @@
 use axum::{Json, extract::State};
 use shared::journal::{self, TimelineEntry};
 
-use super::{ApiError, ApiPath, AppState, get_order::OrderPath};
+use super::{ApiError, ApiPath, AppState, ErrorBody, get_order::OrderPath};
 
-/// Returns the timeline of one order.
+/// Returns the timeline of one order, oldest first.
+#[utoipa::path(
+    get, path = "/api/orders/{id}/events", tag = "orders",
+    params(OrderPath),
+    responses(
+        (status = 200, description = "What happened to the order, in time order", body = [TimelineEntry]),
+        (status = 400, description = "`invalid_parameter`: the id is not a number", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 ///
 /// # Errors
 /// 400 for an id that is not a number, 404 if there is no such order.

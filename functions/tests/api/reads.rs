@@ -103,3 +103,26 @@ async fn health_and_metrics_answer_without_a_token() {
     );
     assert!(metrics.contains("orderflow_outbox_unsent 0"), "{metrics}");
 }
+
+#[tokio::test]
+async fn the_api_documents_itself_without_a_token() {
+    let app = spawn_app().await;
+
+    let spec: Value = app.client.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+
+    assert_eq!(spec["info"]["title"], "orderflow");
+    let create = &spec["paths"]["/api/orders"]["post"];
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CreateOrderRequest"
+    );
+    for status in ["201", "400", "401", "409", "413", "422"] {
+        assert!(create["responses"][status].is_object(), "POST /api/orders does not document {status}");
+    }
+    assert_eq!(spec["components"]["schemas"]["Money"]["type"], "number");
+    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(docs.text().await.unwrap().contains("/api/orders"), "the page embeds the document");
+}

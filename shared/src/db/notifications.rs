@@ -47,20 +47,22 @@ impl FromStr for NotificationType {
 }
 
 /// A notification as the API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     /// Database id.
     pub id: i64,
     /// The order it is about.
     pub order_id: i64,
-    /// What happened.
+    /// What happened: `OrderCompleted` or `OrderExpired`.
     #[serde(rename = "type")]
+    #[schema(example = "OrderCompleted")]
     pub kind: String,
     /// A human-readable line.
     pub message: String,
     /// Details: `userId` and `total` or `expiredAt`. Kept as the stored JSON text, so money
     /// keeps its two decimals.
+    #[schema(value_type = Object, example = json!({"userId": 1, "total": 29.97}))]
     pub metadata: Box<RawValue>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,

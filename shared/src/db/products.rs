@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use crate::domain::Money;
 
 /// A product.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     /// Database id.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 /// A user as the API shows it (no password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// Database id.

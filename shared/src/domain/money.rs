@@ -96,6 +96,20 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+/// A JSON number with at most two decimal places.
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .multiple_of(Some(0.01))
+            .description(Some("An exact amount with at most two decimal places, e.g. 19.99"))
+            .examples([serde_json::json!(19.99)])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Money {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use sqlx::{
 use super::Money;
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OrderStatus {
     /// Created, its `OrderCreated` event not yet handled.
     Pending,
@@ -102,7 +102,7 @@ impl<'r> Decode<'r, Postgres> for OrderStatus {
 }
 
 /// An order as stored and as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     /// Database id.

@@ -474,7 +474,7 @@ pub async fn summaries(pool: &PgPool, message_ids: &[String]) -> sqlx::Result<Ha
 }
 
 /// One thing that happened to an order.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
     /// When.

@@ -22,7 +22,7 @@ use super::Topology;
 use crate::events::EventType;
 
 /// A message in an error queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     /// The AMQP `message_id` (the journal's key), if the message had one.
