@@ -240,7 +240,8 @@ impl Application {
                 poll_interval: config.outbox_poll_interval(),
                 max_attempts: i32::try_from(config.max_retries + 1).unwrap_or(i32::MAX),
             },
-        );
+        )
+        .journaling_to(journal.clone());
         let relay = tokio::spawn(supervised("outbox relay", stop.clone(), {
             let stop_relay = stop_relay.clone();
             async move {

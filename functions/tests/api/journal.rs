@@ -232,10 +232,10 @@ async fn an_orders_timeline_tells_its_story_in_order() {
 async fn finished_journal_entries_past_the_retention_are_pruned() {
     let app = app().spawn().await;
     sqlx::query(
-        "insert into job_journal (message_id, queue, function, status, max_attempts, finished_at) values
-         ('old-done', 'q', 'f', 'Done', 1, now() - interval '10 days'),
-         ('new-done', 'q', 'f', 'Done', 1, now()),
-         ('old-running', 'q', 'f', 'Running', 1, null)",
+        "insert into job_journal (message_id, queue, function, status, max_attempts, enqueued_at, finished_at) values
+         ('old-done', 'q', 'f', 'Done', 1, now() - interval '11 days', now() - interval '10 days'),
+         ('new-done', 'q', 'f', 'Done', 1, now(), now()),
+         ('old-running', 'q', 'f', 'Running', 1, now() - interval '11 days', null)",
     )
     .execute(&app.pool)
     .await

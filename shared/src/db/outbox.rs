@@ -46,39 +46,14 @@ pub async fn claim_unsent(conn: &mut PgConnection, limit: i64) -> sqlx::Result<V
     .await
 }
 
-/// Marks rows published (their confirms arrived) and journals each as a Pending job of the
-/// function consuming its queue, in one statement. `queues` and `functions` line up with `ids`.
+/// Marks rows published (their confirms arrived).
 ///
 /// # Errors
 /// Database errors.
-pub async fn mark_sent(
-    conn: &mut PgConnection,
-    ids: &[i64],
-    queues: &[String],
-    functions: &[String],
-    max_attempts: i32,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"
-        with sent as (
-            update outbox set sent_at = now(), attempts = attempts + 1
-            where id = any($1)
-            returning id, message_id, payload, created_at, order_id, correlation_id
-        )
-        insert into job_journal (message_id, queue, function, args, status, max_attempts, enqueued_at, order_id,
-                                 correlation_id)
-        select s.message_id::text, u.queue, u.function, s.payload::jsonb, 'Pending', $4, s.created_at, s.order_id,
-               s.correlation_id
-        from sent s join unnest($1::bigint[], $2::text[], $3::text[]) as u(id, queue, function) on u.id = s.id
-        on conflict (message_id) do nothing
-        "#,
-        ids,
-        queues,
-        functions,
-        max_attempts
-    )
-    .execute(conn)
-    .await?;
+pub async fn mark_sent(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<()> {
+    sqlx::query!("update outbox set sent_at = now(), attempts = attempts + 1 where id = any($1)", ids)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

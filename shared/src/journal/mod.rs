@@ -5,8 +5,10 @@
 //! - [`Journal`] hands those reports to one background writer per process, which folds them
 //!   per message and writes each batch with one statement: the job path never waits for the
 //!   journal, and under load many jobs share a round trip.
-//! - The outbox relay records `Pending` rows for the messages it publishes, so queued jobs show
-//!   too; [`board::JournalBackend`] exposes the table to apalis-board.
+//! - The outbox relay reports the messages it publishes as `Pending` ([`JournalEntry::Queued`]),
+//!   so queued jobs show too; [`board::JournalBackend`] exposes the table to apalis-board.
+//! - Rows are written in `message_id` order, so writers in several processes never deadlock on
+//!   the same rows (they wait for each other at worst).
 //! - The journal is observability, not state: a full channel drops entries (counted in
 //!   `orderflow_journal_dropped_total`) rather than slowing jobs down.
 
@@ -57,6 +59,26 @@ impl JobStatus {
 /// One report about one job.
 #[derive(Debug, Clone)]
 pub enum JournalEntry {
+    /// The message was published to its queue and waits there. Never overrides what a worker
+    /// already reported (the worker may be quicker than the relay's report).
+    Queued {
+        /// The message id.
+        message_id: String,
+        /// The queue.
+        queue: String,
+        /// The function consuming it.
+        function: String,
+        /// The arguments as JSON text.
+        args: String,
+        /// The order concerned, if any.
+        order_id: Option<i64>,
+        /// The request that started the chain.
+        correlation_id: String,
+        /// Attempts the job may take.
+        max_attempts: i32,
+        /// When the message was written.
+        enqueued_at: DateTime<Utc>,
+    },
     /// An attempt started.
     Started {
         /// The message (or cron run) id.
@@ -187,6 +209,8 @@ impl JournalWriter {
 /// The net effect of a batch of entries on one message's row.
 #[derive(Debug, Default)]
 struct RowUpdate {
+    /// Only a `Queued` report: insert if absent, never update.
+    queued_only: bool,
     queue: String,
     function: String,
     args: Option<String>,
@@ -208,6 +232,30 @@ fn fold(entries: impl Iterator<Item = JournalEntry>) -> HashMap<String, RowUpdat
     let mut rows: HashMap<String, RowUpdate> = HashMap::new();
     for entry in entries {
         match entry {
+            JournalEntry::Queued {
+                message_id,
+                queue,
+                function,
+                args,
+                order_id,
+                correlation_id,
+                max_attempts,
+                enqueued_at,
+            } => {
+                let fresh = !rows.contains_key(&message_id);
+                let row = rows.entry(message_id).or_default();
+                if fresh {
+                    row.queued_only = true;
+                    row.status = Some(JobStatus::Pending);
+                    row.queue = queue;
+                    row.function = function;
+                    row.max_attempts = max_attempts;
+                }
+                row.args.get_or_insert(args);
+                row.order_id = row.order_id.or(order_id);
+                row.correlation_id.get_or_insert(correlation_id);
+                row.enqueued_at = Some(row.enqueued_at.map_or(enqueued_at, |at| at.min(enqueued_at)));
+            }
             JournalEntry::Started {
                 message_id,
                 queue,
@@ -221,6 +269,7 @@ fn fold(entries: impl Iterator<Item = JournalEntry>) -> HashMap<String, RowUpdat
                 at,
             } => {
                 let row = rows.entry(message_id).or_default();
+                row.queued_only = false;
                 row.queue = queue;
                 row.function = function;
                 row.args.get_or_insert(args);
@@ -236,6 +285,7 @@ fn fold(entries: impl Iterator<Item = JournalEntry>) -> HashMap<String, RowUpdat
             }
             JournalEntry::Finished { message_id, status, error, result, at } => {
                 let row = rows.entry(message_id).or_default();
+                row.queued_only = false;
                 row.status = Some(status);
                 row.finished_at = Some(at);
                 if error.is_some() {
@@ -251,6 +301,59 @@ fn fold(entries: impl Iterator<Item = JournalEntry>) -> HashMap<String, RowUpdat
 }
 
 async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result<()> {
+    // One lock order for every writer (relay reports and worker reports, in every process).
+    let mut sorted: Vec<(&String, &RowUpdate)> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let (queued, updates): (Vec<_>, Vec<_>) = sorted.into_iter().partition(|(_, row)| row.queued_only);
+    let mut tx = pool.begin().await?;
+    if !updates.is_empty() {
+        upsert(&mut tx, &updates).await?;
+    }
+    if !queued.is_empty() {
+        insert_queued(&mut tx, &queued).await?;
+    }
+    tx.commit().await
+}
+
+/// Pending rows for published messages, unless a worker reported on them already.
+async fn insert_queued(conn: &mut sqlx::PgConnection, rows: &[(&String, &RowUpdate)]) -> sqlx::Result<()> {
+    let ids: Vec<String> = rows.iter().map(|(id, _)| (*id).clone()).collect();
+    let queues: Vec<String> = rows.iter().map(|(_, r)| r.queue.clone()).collect();
+    let functions: Vec<String> = rows.iter().map(|(_, r)| r.function.clone()).collect();
+    let args: Vec<Option<String>> = rows.iter().map(|(_, r)| r.args.as_deref().map(sanitize_json)).collect();
+    let max_attempts: Vec<i32> = rows.iter().map(|(_, r)| r.max_attempts).collect();
+    let enqueued: Vec<Option<DateTime<Utc>>> = rows.iter().map(|(_, r)| r.enqueued_at).collect();
+    let orders: Vec<Option<i64>> = rows.iter().map(|(_, r)| r.order_id).collect();
+    let correlations: Vec<Option<String>> = rows.iter().map(|(_, r)| r.correlation_id.clone()).collect();
+    sqlx::query!(
+        r#"
+        insert into job_journal (message_id, queue, function, args, status, max_attempts, enqueued_at, order_id,
+                                 correlation_id)
+        select u.message_id, u.queue, u.function, coalesce(u.args::jsonb, '{}'::jsonb), 'Pending', u.max_attempts,
+               coalesce(u.enqueued_at, now()), u.order_id, u.correlation_id
+        from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[],
+                    $8::text[])
+             with ordinality as u(message_id, queue, function, args, max_attempts, enqueued_at, order_id,
+                                  correlation_id, position)
+        order by u.position
+        on conflict (message_id) do nothing
+        "#,
+        &ids,
+        &queues,
+        &functions,
+        &args as &[Option<String>],
+        &max_attempts,
+        &enqueued as &[Option<DateTime<Utc>>],
+        &orders as &[Option<i64>],
+        &correlations as &[Option<String>],
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What workers reported: insert or update.
+async fn upsert(conn: &mut sqlx::PgConnection, rows: &[(&String, &RowUpdate)]) -> sqlx::Result<()> {
     let mut ids = Vec::with_capacity(rows.len());
     let mut queues = Vec::with_capacity(rows.len());
     let mut functions = Vec::with_capacity(rows.len());
@@ -267,10 +370,10 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
     let mut orders = Vec::with_capacity(rows.len());
     let mut correlations = Vec::with_capacity(rows.len());
     for (id, row) in rows {
-        ids.push(id.clone());
+        ids.push((*id).clone());
         queues.push(row.queue.clone());
         functions.push(row.function.clone());
-        args.push(row.args.as_deref().map(|json| json.replace("\\u0000", "\\ufffd")));
+        args.push(row.args.as_deref().map(sanitize_json));
         statuses.push(row.status.unwrap_or(JobStatus::Running).as_str().to_owned());
         attempts.push(row.attempts);
         max_attempts.push(row.max_attempts);
@@ -295,9 +398,11 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::text[],
                     $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[],
                     $14::bigint[], $15::text[])
-             as u(message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-                  enqueued_at, started_at, finished_at, worker, order_id, correlation_id)
+             with ordinality as u(message_id, queue, function, args, status, attempts, max_attempts, last_error,
+                                  result, enqueued_at, started_at, finished_at, worker, order_id, correlation_id,
+                                  position)
         where u.queue <> '' or exists (select 1 from job_journal e where e.message_id = u.message_id)
+        order by u.position
         on conflict (message_id) do update set
             status = excluded.status,
             attempts = j.attempts + excluded.attempts,
@@ -311,7 +416,8 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
             order_id = coalesce(j.order_id, excluded.order_id),
             correlation_id = coalesce(j.correlation_id, excluded.correlation_id),
             args = case when j.args = '{}'::jsonb then excluded.args else j.args end,
-            enqueued_at = least(j.enqueued_at, excluded.enqueued_at)
+            -- enqueued_at stays as first written: it is indexed, and an unchanged row updates in place.
+            enqueued_at = j.enqueued_at
         "#,
         &ids,
         &queues,
@@ -329,7 +435,7 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
         &orders as &[Option<i64>],
         &correlations as &[Option<String>],
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -337,6 +443,11 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
 /// PostgreSQL text cannot hold NUL characters (and jsonb not `\u0000`); message bodies may.
 fn without_nul(text: &str) -> String {
     text.replace('\0', "\u{fffd}")
+}
+
+/// JSON text jsonb accepts: the `\u0000` escape becomes the replacement character.
+fn sanitize_json(json: &str) -> String {
+    json.replace("\\u0000", "\\ufffd")
 }
 
 /// Deletes finished journal entries, sent outbox rows and cron runs older than `retention`, a
@@ -367,11 +478,16 @@ pub async fn prune_once(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<u6
         let deleted = sqlx::query!(
             r#"
             with journal as (
+                -- Finished jobs queued before the cut-off, found through the enqueue-time index.
                 delete from job_journal where message_id in (
-                    select message_id from job_journal where finished_at < $1 limit 5000)
+                    select message_id from job_journal
+                    where enqueued_at < $1 and finished_at < $1
+                    order by enqueued_at
+                    limit 5000)
                 returning 1
             ), outbox as (
-                delete from outbox where id in (select id from outbox where sent_at < $1 limit 5000)
+                -- Walks the primary key: the oldest rows, the ones to prune, come first.
+                delete from outbox where id in (select id from outbox where sent_at < $1 order by id limit 5000)
                 returning 1
             ), runs as (
                 delete from cron_runs where id in (

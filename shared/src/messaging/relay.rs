@@ -20,7 +20,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Publisher, publisher::OutgoingMessage, reconnect_backoff};
-use crate::{db::outbox, events::EventType, metrics::Metrics};
+use crate::{
+    db::outbox,
+    events::EventType,
+    journal::{Journal, JournalEntry},
+    metrics::Metrics,
+};
 
 /// Wakes the relay after a commit that wrote outbox rows. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +50,7 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// How often to look for rows written by other processes.
     pub poll_interval: Duration,
-    /// Attempts a job may take (`MAX_RETRIES` + 1), recorded on the Pending journal rows.
+    /// Attempts a job may take (`MAX_RETRIES` + 1), reported with the Pending journal entries.
     pub max_attempts: i32,
 }
 
@@ -56,6 +61,7 @@ pub struct OutboxRelay {
     publisher: Arc<Publisher>,
     signal: OutboxSignal,
     metrics: Arc<Metrics>,
+    journal: Option<Journal>,
     settings: RelaySettings,
 }
 
@@ -69,7 +75,14 @@ impl OutboxRelay {
         settings: RelaySettings,
     ) -> Self {
         let settings = RelaySettings { batch_size: settings.batch_size.max(1), ..settings };
-        OutboxRelay { pool, publisher, signal, metrics, settings }
+        OutboxRelay { pool, publisher, signal, metrics, journal: None, settings }
+    }
+
+    /// Reports every published message to the job journal as a Pending job.
+    #[must_use]
+    pub fn journaling_to(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Relays until `shutdown` is cancelled; a batch in flight is finished first.
@@ -169,14 +182,22 @@ impl OutboxRelay {
                 return Err(e).context(format!("Failed to publish {} outbox rows", batch.len()));
             }
         };
-        let (mut sent, mut sent_queues, mut sent_functions) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut sent, mut queued) = (Vec::new(), Vec::new());
         let (mut failed, mut first_error) = (Vec::new(), None);
-        for (((row, result), queue), event) in batch.iter().zip(results).zip(&queues).zip(&events) {
+        for (((row, result), queue), event) in batch.iter().zip(results).zip(queues).zip(&events) {
             match result {
                 Ok(()) => {
                     sent.push(row.id);
-                    sent_queues.push(queue.clone());
-                    sent_functions.push(event.function().to_owned());
+                    queued.push(JournalEntry::Queued {
+                        message_id: row.message_id.to_string(),
+                        queue,
+                        function: event.function().to_owned(),
+                        args: row.payload.clone(),
+                        order_id: row.order_id,
+                        correlation_id: row.correlation_id.clone(),
+                        max_attempts: self.settings.max_attempts,
+                        enqueued_at: row.created_at,
+                    });
                 }
                 Err(e) => {
                     failed.push(row.id);
@@ -184,15 +205,16 @@ impl OutboxRelay {
                 }
             }
         }
-        outbox::mark_sent(&mut tx, &sent, &sent_queues, &sent_functions, self.settings.max_attempts)
-            .await
-            .context("Failed to mark outbox rows sent")?;
+        outbox::mark_sent(&mut tx, &sent).await.context("Failed to mark outbox rows sent")?;
         if let Some(error) = &first_error {
             outbox::record_failure(&mut tx, &failed, &error.to_string())
                 .await
                 .context("Failed to record a publish failure")?;
         }
         tx.commit().await.context("Failed to commit the outbox transaction")?;
+        if let Some(journal) = &self.journal {
+            queued.into_iter().for_each(|entry| journal.record(entry));
+        }
         self.metrics.outbox_published.inc_by(sent.len() as u64);
         self.metrics.outbox_publish_failures.inc_by(failed.len() as u64);
         tracing::debug!(
