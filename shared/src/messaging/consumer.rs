@@ -121,7 +121,7 @@ impl<T: Send + 'static> EventBackend<T> {
         start_delay: Duration,
         consuming: Arc<AtomicBool>,
     ) -> Result<Self, AmqpError> {
-        let inner = AmqpBackend::<T>::new_from_addr(url)?.with_config(config);
+        let inner = AmqpBackend::<T>::new_from_addr(super::connection_url(url))?.with_config(config);
         Ok(EventBackend {
             inner,
             phase: Phase::Connecting,

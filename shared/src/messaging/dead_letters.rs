@@ -71,10 +71,12 @@ impl DeadLetters {
     /// # Errors
     /// The broker is unreachable.
     pub async fn connect(url: &str, topology: Topology) -> anyhow::Result<Self> {
-        let connection =
-            Connection::connect(url, ConnectionProperties::default().with_connection_name("orderflow-dlq".into()))
-                .await
-                .context("Failed to connect to RabbitMQ")?;
+        let connection = Connection::connect(
+            &super::connection_url(url),
+            ConnectionProperties::default().with_connection_name("orderflow-dlq".into()),
+        )
+        .await
+        .context("Failed to connect to RabbitMQ")?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await.context("Failed to declare the queues")?;
         let _ = channel.close(200, "done".into()).await;

@@ -12,6 +12,7 @@ mod publisher;
 mod relay;
 mod shutdown_guard;
 mod topology;
+mod url;
 mod worker;
 
 pub use backoff::reconnect_backoff;
@@ -23,4 +24,5 @@ pub use publisher::{OutgoingMessage, PublishError, Publisher};
 pub use relay::{OutboxRelay, OutboxSignal, RelaySettings};
 pub use shutdown_guard::{ShutdownGuardLayer, ShutdownInterrupted};
 pub use topology::Topology;
+pub use url::{FRAME_MAX, connection_url};
 pub use worker::{RestartBackoff, amqp_config, retry_policy};

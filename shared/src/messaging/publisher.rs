@@ -102,7 +102,7 @@ impl Publisher {
         if !alive {
             *link = None;
             let connection = Connection::connect(
-                &self.url,
+                &super::connection_url(&self.url),
                 ConnectionProperties::default().with_connection_name("orderflow-publisher".into()),
             )
             .await
