@@ -151,35 +151,51 @@ pub struct JournalWriter {
     receiver: mpsc::Receiver<JournalEntry>,
 }
 
+/// How long a job's in-progress state (Pending, Running) is held in memory before it is written.
+/// Most jobs finish within it, and are then written once, in their final state, instead of
+/// inserted and updated two or three times; a slower job shows on the board this much later.
+const HOLD: Duration = Duration::from_millis(250);
+
 impl JournalWriter {
-    /// Writes entries as they come, in batches, until `stop` is cancelled and the channel is
-    /// drained (or, during an outage, until `stop` plus a last attempt).
+    /// Writes entries as they come until `stop` is cancelled and the channel is drained (or,
+    /// during an outage, until `stop` plus a last attempt). Finished states are written at
+    /// once; in-progress states after [`HOLD`], unless the job finished meanwhile.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut buffer = Vec::with_capacity(BATCH);
+        let mut held: HashMap<String, RowUpdate> = HashMap::new();
         loop {
+            let next_due = held.values().map(|row| row.held_since + HOLD).min();
             let received = tokio::select! {
                 n = self.receiver.recv_many(&mut buffer, BATCH) => n,
+                () = sleep_until(next_due) => 0,
                 () = stop.cancelled() => {
-                    // Take what is already queued, then stop.
+                    // Take what is already queued, write everything, then stop.
                     while let Ok(entry) = self.receiver.try_recv() {
                         buffer.push(entry);
                     }
-                    self.write_with_retry(&mut buffer, &stop).await;
+                    fold_into(&mut held, buffer.drain(..));
+                    self.write_with_retry(held.drain().collect(), &stop).await;
                     break;
                 }
             };
-            if received == 0 {
+            if received == 0 && self.receiver.is_closed() && self.receiver.is_empty() {
+                // Every sender is gone: nothing more will come.
+                fold_into(&mut held, buffer.drain(..));
+                self.write_with_retry(held.drain().collect(), &stop).await;
                 break;
             }
-            self.write_with_retry(&mut buffer, &stop).await;
+            fold_into(&mut held, buffer.drain(..));
+            let now = tokio::time::Instant::now();
+            let due: HashMap<String, RowUpdate> =
+                held.extract_if(|_, row| row.finished_at.is_some() || row.held_since + HOLD <= now).collect();
+            self.write_with_retry(due, &stop).await;
         }
     }
 
-    async fn write_with_retry(&self, buffer: &mut Vec<JournalEntry>, stop: &CancellationToken) {
-        if buffer.is_empty() {
+    async fn write_with_retry(&self, rows: HashMap<String, RowUpdate>, stop: &CancellationToken) {
+        if rows.is_empty() {
             return;
         }
-        let rows = fold(buffer.drain(..));
         let mut backoff = reconnect_backoff();
         loop {
             match write(&self.pool, &rows).await {
@@ -206,9 +222,19 @@ impl JournalWriter {
     }
 }
 
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The net effect of a batch of entries on one message's row.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RowUpdate {
+    /// When the writer first saw an entry for it (for [`HOLD`]).
+    held_since: tokio::time::Instant,
     /// Only a `Queued` report: insert if absent, never update.
     queued_only: bool,
     queue: String,
@@ -227,9 +253,39 @@ struct RowUpdate {
     correlation_id: Option<String>,
 }
 
+impl Default for RowUpdate {
+    fn default() -> Self {
+        RowUpdate {
+            held_since: tokio::time::Instant::now(),
+            queued_only: false,
+            queue: String::new(),
+            function: String::new(),
+            args: None,
+            status: None,
+            attempts: 0,
+            max_attempts: 0,
+            last_error: None,
+            result: None,
+            enqueued_at: None,
+            started_at: None,
+            finished_at: None,
+            worker: None,
+            order_id: None,
+            correlation_id: None,
+        }
+    }
+}
+
 /// Folds entries, in order, into one update per message (one statement cannot touch a row twice).
+#[cfg(test)]
 fn fold(entries: impl Iterator<Item = JournalEntry>) -> HashMap<String, RowUpdate> {
-    let mut rows: HashMap<String, RowUpdate> = HashMap::new();
+    let mut rows = HashMap::new();
+    fold_into(&mut rows, entries);
+    rows
+}
+
+/// Folds entries, in order, into the rows not yet written.
+fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item = JournalEntry>) {
     for entry in entries {
         match entry {
             JournalEntry::Queued {
@@ -297,7 +353,6 @@ fn fold(entries: impl Iterator<Item = JournalEntry>) -> HashMap<String, RowUpdat
             }
         }
     }
-    rows
 }
 
 async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result<()> {
@@ -305,14 +360,16 @@ async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result
     let mut sorted: Vec<(&String, &RowUpdate)> = rows.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let (queued, updates): (Vec<_>, Vec<_>) = sorted.into_iter().partition(|(_, row)| row.queued_only);
-    let mut tx = pool.begin().await?;
+    // Two independent statements on one connection: no transaction needed (each is atomic, and
+    // a retry of both is harmless), which saves its two round trips per batch.
+    let mut conn = pool.acquire().await?;
     if !updates.is_empty() {
-        upsert(&mut tx, &updates).await?;
+        upsert(&mut conn, &updates).await?;
     }
     if !queued.is_empty() {
-        insert_queued(&mut tx, &queued).await?;
+        insert_queued(&mut conn, &queued).await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 /// Pending rows for published messages, unless a worker reported on them already.
