@@ -1,0 +1,211 @@
+//! The baseline: the same work done by hand with sqlx and lapin only, written as well as we can,
+//! so that each orderflow result is a ratio measured side by side. Same SQL statements (the
+//! shared queries), same messages, same confirms and persistence; no apalis, no journal, no HTTP.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions},
+    types::FieldTable,
+};
+use shared::{
+    db::{notifications, orders, outbox},
+    events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
+    messaging::Topology,
+};
+use sqlx::PgPool;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A running baseline pipeline.
+pub struct Baseline {
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    connection: Connection,
+    /// Wakes the relay after outbox rows were written.
+    pub wake: Arc<Notify>,
+}
+
+/// What the baseline's functions share.
+struct Shared {
+    pool: PgPool,
+    wake: Arc<Notify>,
+    gate: Semaphore,
+    payment_delay: Duration,
+}
+
+impl Baseline {
+    /// Declares the queues and starts the relay and the three consumers.
+    pub async fn start(
+        pool: PgPool,
+        amqp_url: &str,
+        topology: Topology,
+        payment_delay: Duration,
+        prefetch: u16,
+    ) -> Baseline {
+        Self::start_with(pool, amqp_url, topology, payment_delay, Some(prefetch)).await
+    }
+
+    /// Declares the queues and starts the relay only (what an API process does).
+    pub async fn start_relay_only(pool: PgPool, amqp_url: &str, topology: Topology) -> Baseline {
+        Self::start_with(pool, amqp_url, topology, Duration::ZERO, None).await
+    }
+
+    async fn start_with(
+        pool: PgPool,
+        amqp_url: &str,
+        topology: Topology,
+        payment_delay: Duration,
+        prefetch: Option<u16>,
+    ) -> Baseline {
+        // The same frame size as orderflow's connections (see `shared::messaging::FRAME_MAX`).
+        let amqp_url = &shared::messaging::connection_url(amqp_url);
+        let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await.unwrap();
+        let setup = connection.create_channel().await.unwrap();
+        topology.declare(&setup).await.unwrap();
+        let stop = CancellationToken::new();
+        let wake = Arc::new(Notify::new());
+        let shared = Arc::new(Shared {
+            gate: Semaphore::new(pool.options().get_max_connections() as usize),
+            pool,
+            wake: wake.clone(),
+            payment_delay,
+        });
+        // Publishing and consuming on separate connections, as orderflow does.
+        let publishing = Connection::connect(amqp_url, ConnectionProperties::default()).await.unwrap();
+        let mut tasks = vec![tokio::spawn(relay(shared.clone(), publishing, topology.clone(), stop.clone()))];
+        for event in EventType::ALL.into_iter().filter(|_| prefetch.is_some()) {
+            let prefetch = prefetch.unwrap_or_default();
+            let channel = connection.create_channel().await.unwrap();
+            channel.basic_qos(prefetch, BasicQosOptions::default()).await.unwrap();
+            tasks.push(tokio::spawn(consume(shared.clone(), channel, topology.queue(event), event, stop.clone())));
+        }
+        Baseline { stop, tasks, connection, wake }
+    }
+
+    /// Stops everything.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// Publishes unsent outbox rows in batches with confirms, then marks them sent.
+async fn relay(shared: Arc<Shared>, connection: Connection, topology: Topology, stop: CancellationToken) {
+    let channel = connection.create_channel().await.unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    loop {
+        let published = relay_batch(&shared.pool, &channel, &topology).await;
+        if published == 500 {
+            continue;
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = stop.cancelled() => break,
+        }
+    }
+    let _ = connection.close(200, "done".into()).await;
+}
+
+async fn relay_batch(pool: &PgPool, channel: &Channel, topology: &Topology) -> usize {
+    let Ok(mut tx) = pool.begin().await else { return 0 };
+    let rows = outbox::claim_unsent(&mut tx, 500).await.unwrap();
+    if rows.is_empty() {
+        return 0;
+    }
+    let mut confirms = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let event: EventType = row.event_type.parse().unwrap();
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(row.message_id.to_string().into())
+            .with_correlation_id(row.correlation_id.as_str().into())
+            .with_type(row.event_type.as_str().into());
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                topology.queue(event).as_str().into(),
+                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                row.payload.as_bytes(),
+                properties,
+            )
+            .await
+            .unwrap();
+        confirms.push(confirm);
+    }
+    for confirm in futures::future::join_all(confirms).await {
+        assert!(matches!(confirm.unwrap(), Confirmation::Ack(None)), "publish not confirmed");
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    sqlx::query("update outbox set sent_at = now(), attempts = attempts + 1 where id = any($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    rows.len()
+}
+
+/// Consumes one queue, handling each delivery in its own task and acking after it committed.
+async fn consume(shared: Arc<Shared>, channel: Channel, queue: String, event: EventType, stop: CancellationToken) {
+    let mut consumer = channel
+        .basic_consume(queue.as_str().into(), "baseline".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    loop {
+        let delivery = tokio::select! {
+            next = consumer.next() => match next { Some(Ok(delivery)) => delivery, _ => break },
+            () = stop.cancelled() => break,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let message_id = delivery.properties.message_id().as_ref().map(ToString::to_string);
+            match event {
+                EventType::OrderCreated => {
+                    let created: OrderCreated = serde_json::from_slice(&delivery.data).unwrap();
+                    pay(&shared, &created, message_id.as_deref()).await;
+                }
+                EventType::OrderCompleted => {
+                    let completed: OrderCompleted = serde_json::from_slice(&delivery.data).unwrap();
+                    let _turn = shared.gate.acquire().await.unwrap();
+                    if notifications::record_completed(&shared.pool, completed.order_id).await.is_err() {
+                        return; // stopped meanwhile: the message is redelivered
+                    }
+                }
+                EventType::OrderExpired => {
+                    let expired: OrderExpired = serde_json::from_slice(&delivery.data).unwrap();
+                    let _turn = shared.gate.acquire().await.unwrap();
+                    if notifications::record_expired(&shared.pool, expired.order_id).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            // After a stop the channel may be closing; the message is then simply redelivered.
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        });
+    }
+}
+
+/// Guarded Pending → Processing, the payment wait, and Processing → Completed with its event.
+async fn pay(shared: &Shared, created: &OrderCreated, message_id: Option<&str>) {
+    let started = {
+        let _turn = shared.gate.acquire().await.unwrap();
+        orders::mark_processing_if_pending(&shared.pool, created.order_id, message_id).await
+    };
+    if !matches!(started, Ok(orders::StartProcessing::Started)) {
+        return;
+    }
+    tokio::time::sleep(shared.payment_delay).await;
+    let _turn = shared.gate.acquire().await.unwrap();
+    if let Ok(true) = orders::complete_with_event(&shared.pool, created.order_id, Uuid::now_v7(), "baseline").await {
+        shared.wake.notify_one();
+    }
+}
