@@ -174,14 +174,14 @@ impl JournalWriter {
                         buffer.push(entry);
                     }
                     fold_into(&mut held, buffer.drain(..));
-                    self.write_with_retry(held.drain().collect(), &stop).await;
+                    self.write_with_retry(std::mem::take(&mut held), &stop).await;
                     break;
                 }
             };
             if received == 0 && self.receiver.is_closed() && self.receiver.is_empty() {
                 // Every sender is gone: nothing more will come.
                 fold_into(&mut held, buffer.drain(..));
-                self.write_with_retry(held.drain().collect(), &stop).await;
+                self.write_with_retry(std::mem::take(&mut held), &stop).await;
                 break;
             }
             fold_into(&mut held, buffer.drain(..));
