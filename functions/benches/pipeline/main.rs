@@ -382,13 +382,14 @@ fn print_table(rows: &[Row], total: Duration) -> String {
         "| scenario | metric | orderflow | baseline | orderflow ÷ baseline | target | met |\n|---|---|---:|---:|---:|---|---|"
     );
     for row in rows {
+        let value = |v: f64| if v < 10.0 { format!("{v:.2}") } else { format!("{v:.1}") };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             row.scenario,
             row.metric,
-            row.orderflow,
-            row.baseline.map_or_else(|| "-".into(), |b| format!("{b:.1}")),
+            value(row.orderflow),
+            row.baseline.map_or_else(|| "-".into(), value),
             ratio(row).map_or_else(|| "-".into(), |r| format!("{r:.2}")),
             row.target(),
             match row.pass() {
