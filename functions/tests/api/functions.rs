@@ -12,7 +12,10 @@ use shared::{
 
 use crate::{
     gateways::ScriptedGateway,
-    helpers::{TestApp, app, eventually, notifications_of, order_body, order_status, outbox_rows, publish_raw},
+    helpers::{
+        TestApp, amqp_channel, app, eventually, notifications_of, order_body, order_status, outbox_rows, publish_raw,
+        queue_depth,
+    },
 };
 
 async fn create_order(app: &TestApp) -> i64 {
@@ -170,4 +173,40 @@ async fn a_transient_payment_failure_succeeds_on_a_retry() {
     wait_for_status(&app, id, "Completed").await;
     assert_eq!(gateway.calls(), 2);
     assert_eq!(outbox_rows(&app.pool, "OrderCompleted").await, 1);
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_out_a_retry_backoff_and_keeps_the_message() {
+    let gateway = ScriptedGateway::new(|_| Err(PaymentError("gateway timed out".into())));
+    let mut app = app()
+        .with_functions()
+        .payments(gateway.clone())
+        .config(|config| {
+            // The first retry would come a minute later; shutdown must not wait for it.
+            config.retry_base_ms = 60_000;
+            config.shutdown_timeout_secs = 10;
+        })
+        .spawn()
+        .await;
+    let id = create_order(&app).await;
+    eventually("the first charge to fail", Duration::from_secs(20), || async { (gateway.calls() == 1).then_some(()) })
+        .await;
+
+    assert_eq!(order_status(&app.pool, id).await, "Processing");
+
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    // Not a speed check: a shutdown that waited for the backoff would take the whole
+    // SHUTDOWN_TIMEOUT_SECS (10 s) and then abandon the job.
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}: it waited for the retry backoff");
+
+    assert_eq!(gateway.calls(), 1);
+    let channel = amqp_channel().await.unwrap();
+    assert_eq!(
+        queue_depth(&channel, &app.queue(EventType::OrderCreated)).await,
+        1,
+        "the message went back to its queue"
+    );
+    assert_eq!(queue_depth(&channel, &app.topology().error_queue(EventType::OrderCreated)).await, 0);
 }

@@ -227,7 +227,6 @@ impl TestApp {
     }
 
     /// Stops the app gracefully and waits for it.
-    #[allow(dead_code, reason = "not every test binary stops its app explicitly")]
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(run) = self.run.take() {

@@ -25,4 +25,4 @@ pub use relay::{OutboxRelay, OutboxSignal, RelaySettings};
 pub use shutdown_guard::{ShutdownGuardLayer, ShutdownInterrupted};
 pub use topology::Topology;
 pub use url::{FRAME_MAX, connection_url};
-pub use worker::{RestartBackoff, amqp_config, retry_policy};
+pub use worker::{InterruptibleRetry, RestartBackoff, amqp_config, retry_policy};

@@ -5,11 +5,16 @@
 //! Placed right after `.retry(..)`, this layer answers ready during shutdown and fails the
 //! retry with [`ShutdownInterrupted`], which [`super::consumer::LazyAck`] requeues: the message
 //! goes back to its queue (not to `<queue>_error`) and is redelivered after the restart.
+//!
+//! Shutdown here means the worker is shutting down or the process's shutdown token is
+//! cancelled, whichever comes first: the token ends retry backoff waits
+//! ([`super::worker::InterruptibleRetry`]) a moment before the monitor tells the workers.
 
 use std::task::{Context, Poll};
 
 use apalis_core::{error::BoxDynError, task::Task, worker::context::WorkerContext};
 use futures::{FutureExt, TryFutureExt, future::BoxFuture};
+use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
 /// A retry that could not run because the worker is shutting down.
@@ -18,14 +23,23 @@ use tower::{Layer, Service};
 pub struct ShutdownInterrupted;
 
 /// See the module docs.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ShutdownGuardLayer;
+#[derive(Debug, Clone)]
+pub struct ShutdownGuardLayer {
+    shutdown: CancellationToken,
+}
+
+impl ShutdownGuardLayer {
+    /// A guard that also counts `shutdown` being cancelled as shutting down.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        ShutdownGuardLayer { shutdown }
+    }
+}
 
 impl<S> Layer<S> for ShutdownGuardLayer {
     type Service = ShutdownGuard<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ShutdownGuard { inner, worker: None }
+        ShutdownGuard { inner, worker: None, shutdown: self.shutdown.clone() }
     }
 }
 
@@ -35,11 +49,12 @@ pub struct ShutdownGuard<S> {
     inner: S,
     // Learned from the first task: the worker injects its context into every task's data.
     worker: Option<WorkerContext>,
+    shutdown: CancellationToken,
 }
 
 impl<S> ShutdownGuard<S> {
     fn shutting_down(&self) -> bool {
-        self.worker.as_ref().is_some_and(WorkerContext::is_shutting_down)
+        self.shutdown.is_cancelled() || self.worker.as_ref().is_some_and(WorkerContext::is_shutting_down)
     }
 }
 

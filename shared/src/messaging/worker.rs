@@ -10,7 +10,11 @@ use apalis::layers::retry::{
     BackoffRetryPolicy, HasherRng, RetryPolicy,
     backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff},
 };
+use apalis_core::task::Task;
 use backon::BackoffBuilder;
+use futures::{FutureExt, future::BoxFuture};
+use tokio_util::sync::CancellationToken;
+use tower::retry::Policy;
 
 use super::Topology;
 use crate::events::EventType;
@@ -29,18 +33,68 @@ pub fn amqp_config(topology: &Topology, event: EventType, prefetch: u16) -> apal
 
 /// The retry policy of a function: `max_retries` retries after the first attempt, waiting
 /// `base`, `2 × base`, `4 × base` … (plus up to 10 % jitter, so a burst of failures does not
-/// retry in lockstep). Errors marked permanent (`AbortError`) are not retried.
+/// retry in lockstep). Errors marked permanent (`AbortError`) are not retried. A wait is cut
+/// short when `shutdown` is cancelled (see [`InterruptibleRetry`]).
 ///
 /// # Panics
 /// Never: the backoff bounds are valid by construction.
-pub fn retry_policy(max_retries: usize, base: Duration) -> BackoffRetryPolicy<ExponentialBackoff<HasherRng>> {
+pub fn retry_policy(
+    max_retries: usize,
+    base: Duration,
+    shutdown: CancellationToken,
+) -> InterruptibleRetry<BackoffRetryPolicy<ExponentialBackoff<HasherRng>>> {
     let base = base.max(Duration::from_millis(1));
     let exponent = u32::try_from(max_retries).unwrap_or(u32::MAX).min(16);
     let max = base.saturating_mul(2u32.saturating_pow(exponent));
     let backoff = ExponentialBackoffMaker::new(base, max, 0.1, HasherRng::default())
         .expect("min <= max, max > 0, jitter in range")
         .make_backoff();
-    RetryPolicy::retries(max_retries).with_backoff(backoff)
+    InterruptibleRetry { inner: RetryPolicy::retries(max_retries).with_backoff(backoff), shutdown }
+}
+
+/// A retry policy whose backoff waits end when `shutdown` is cancelled.
+///
+/// apalis' `BackoffRetryPolicy` only declines to retry when the worker is already shutting
+/// down as the attempt fails; a job that is sleeping in its backoff when shutdown starts
+/// sleeps on (up to `base × 2^retries`), and the process waits for it until
+/// `SHUTDOWN_TIMEOUT_SECS` runs out. Cut short, the retry reaches [`super::ShutdownGuardLayer`],
+/// which fails it with [`super::ShutdownInterrupted`] so that the message is requeued.
+#[derive(Debug, Clone)]
+pub struct InterruptibleRetry<P> {
+    inner: P,
+    shutdown: CancellationToken,
+}
+
+impl<P, T, Res, Err> Policy<Task<T>, Res, Err> for InterruptibleRetry<P>
+where
+    P: Policy<Task<T>, Res, Err>,
+    P::Future: Send + 'static,
+{
+    type Future = BoxFuture<'static, ()>;
+
+    fn retry(&mut self, task: &mut Task<T>, result: &mut Result<Res, Err>) -> Option<Self::Future> {
+        // No new waits once shutdown has begun: the attempt a cut-short wait lets through fails
+        // with `ShutdownInterrupted` before it counts as an attempt, so retrying it again would
+        // spin until the worker noticed the shutdown.
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
+        let wait = self.inner.retry(task, result)?;
+        let shutdown = self.shutdown.clone();
+        Some(
+            async move {
+                tokio::select! {
+                    () = wait => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+            .boxed(),
+        )
+    }
+
+    fn clone_request(&mut self, task: &Task<T>) -> Option<Task<T>> {
+        self.inner.clone_request(task)
+    }
 }
 
 /// How long a supervisor waits before restarting a worker that ended with an error (broker
