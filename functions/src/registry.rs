@@ -134,13 +134,7 @@ macro_rules! queue_worker {
         let (deps, settings) = ($deps.clone(), $settings.clone());
         let name = worker_name(function, &settings);
         let queue = settings.topology.queue(event);
-        $live.push(LiveWorker {
-            name: name.clone(),
-            queue: queue.clone(),
-            function: function.name().into(),
-            layers: LAYERS.into(),
-            up: consuming.clone(),
-        });
+        $live.push(live_worker(function, &name, &queue, consuming.clone()));
         let restarts = RestartBackoff::default();
         $monitor.register(move |restart| {
             let delay = restarts.delay(restart);
@@ -200,13 +194,7 @@ pub fn monitor(
                     .with_context(|| format!("Invalid EXPIRY_SCHEDULE `{}`", settings.expiry_schedule))?;
                 let (deps, name) = (deps.clone(), worker_name(*function, settings));
                 let queue = board_queue(*function, &settings.topology);
-                live.push(LiveWorker {
-                    name: name.clone(),
-                    queue: queue.clone(),
-                    function: function.name().into(),
-                    layers: LAYERS.into(),
-                    up: Arc::new(AtomicBool::new(true)),
-                });
+                live.push(live_worker(*function, &name, &queue, Arc::new(AtomicBool::new(true))));
                 let settings = settings.clone();
                 let function = *function;
                 monitor.register(move |_restarts| {
@@ -224,6 +212,11 @@ pub fn monitor(
         };
     }
     Ok((monitor, live))
+}
+
+/// A worker as the heartbeats report it; `up` tells whether it is consuming.
+fn live_worker(function: Function, name: &str, queue: &str, up: Arc<AtomicBool>) -> LiveWorker {
+    LiveWorker { name: name.into(), queue: queue.into(), function: function.name().into(), layers: LAYERS.into(), up }
 }
 
 fn worker_name(function: Function, settings: &WorkerSettings) -> String {
