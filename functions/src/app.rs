@@ -196,7 +196,7 @@ impl Application {
             config.payment_delay(),
             Duration::from_secs(config.order_ttl_secs),
             stop.clone(),
-            config.shutdown_timeout().saturating_sub(Duration::from_secs(1)),
+            drain_budget(config.shutdown_timeout()),
         );
         let functions = role.functions();
         if !functions.is_empty() {
@@ -207,7 +207,7 @@ impl Application {
                 max_retries: config.max_retries,
                 retry_base: Duration::from_millis(config.retry_base_ms),
                 expiry_schedule: config.expiry_schedule.clone(),
-                shutdown_timeout: config.shutdown_timeout(),
+                shutdown_timeout: drain_budget(config.shutdown_timeout()),
                 process_name: process_name(),
                 journal: journal.clone(),
                 metrics: state.metrics.clone(),
@@ -282,17 +282,32 @@ impl Application {
         intake.close();
         stop.cancelled().await;
         tracing::info!(timeout_secs = config.shutdown_timeout_secs, "shutting down: letting in-flight work finish");
-        let drained = tokio::time::timeout(config.shutdown_timeout(), intake.wait()).await.is_ok();
+        // One deadline for everything, so the process exits within SHUTDOWN_TIMEOUT_SECS: jobs
+        // drain until shortly before it, the relay and the journal flush in what is left.
+        let started = tokio::time::Instant::now();
+        let deadline = started + config.shutdown_timeout();
+        let drained =
+            tokio::time::timeout_at(started + drain_budget(config.shutdown_timeout()), intake.wait()).await.is_ok();
         if !drained {
             tracing::warn!("in-flight work did not finish within the shutdown timeout; it will be redelivered");
         }
         stop_relay.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), journal_writer).await;
+        let flushed = tokio::time::timeout_at(deadline, async {
+            let _ = tokio::join!(relay, journal_writer);
+        });
+        if flushed.await.is_err() {
+            tracing::warn!("the outbox relay or the job journal did not finish in time; unsent rows go out later");
+        }
         pool.close().await;
         tracing::info!("orderflow stopped");
         Ok(())
     }
+}
+
+/// How long in-flight jobs may take once shutdown starts: the shutdown timeout less a moment
+/// (a second at most) kept for the relay and the journal to flush what the last jobs wrote.
+fn drain_budget(shutdown_timeout: Duration) -> Duration {
+    shutdown_timeout - (shutdown_timeout / 4).min(Duration::from_secs(1))
 }
 
 fn topology(config: &Config) -> Topology {

@@ -110,7 +110,7 @@ impl FunctionDeps {
                 biased;
                 ready = healthy.wait_for(|up| *up) => { ready.map_err(|e| anyhow!(e))?; }
                 () = self.shutdown.cancelled() => {
-                    return Err(FunctionError::Transient(anyhow!("shutting down while the database is unreachable")));
+                    return Err(FunctionError::Interrupted("shutting down while the database is unreachable"));
                 }
             }
         }

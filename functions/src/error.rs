@@ -1,6 +1,7 @@
 //! `FunctionError`: how a job function fails, and what apalis does about it.
 
 use apalis::prelude::{AbortError, BoxDynError};
+use shared::messaging::ShutdownInterrupted;
 
 /// A failed job.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,11 @@ pub enum FunctionError {
     /// dead-lettered.
     #[error(transparent)]
     Transient(#[from] anyhow::Error),
+    /// Cut short by shutdown (a payment wait longer than the drain budget, or a wait for an
+    /// unreachable database): nothing went wrong with the message, so it is requeued, not
+    /// dead-lettered, whatever the worker's own state says at that instant.
+    #[error("{0}")]
+    Interrupted(&'static str),
 }
 
 impl From<sqlx::Error> for FunctionError {
@@ -30,6 +36,8 @@ impl FunctionError {
             FunctionError::Permanent(_) => Box::new(AbortError::new(self)),
             // With its causes: "Failed to charge order 7: payment gateway unavailable: timeout".
             FunctionError::Transient(e) => format!("{e:#}").into(),
+            // The ack layer requeues this error, and the retry layer does not retry it.
+            FunctionError::Interrupted(_) => Box::new(ShutdownInterrupted),
         }
     }
 }

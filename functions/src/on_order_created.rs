@@ -52,7 +52,7 @@ async fn pay(event: &OrderCreated, deps: &FunctionDeps, message: &MessageInfo) -
             order.id = id,
             "payment of order {id} interrupted by shutdown; it stays Processing and expires if unpaid"
         );
-        return Err(FunctionError::Transient(anyhow::anyhow!("payment interrupted by shutdown")));
+        return Err(FunctionError::Interrupted("payment interrupted by shutdown"));
     }
 
     let outcome =

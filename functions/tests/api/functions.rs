@@ -210,3 +210,35 @@ async fn shutdown_does_not_wait_out_a_retry_backoff_and_keeps_the_message() {
     );
     assert_eq!(queue_depth(&channel, &app.topology().error_queue(EventType::OrderCreated)).await, 0);
 }
+
+#[tokio::test]
+async fn shutdown_during_a_long_payment_wait_requeues_the_message() {
+    let gateway = ScriptedGateway::new(|_| Ok(PaymentOutcome::Approved));
+    let mut app = app()
+        .with_functions()
+        .payments(gateway.clone())
+        .config(|config| {
+            // The payment would end long after the drain budget: shutdown cuts it short.
+            config.payment_delay_ms = 60_000;
+            config.shutdown_timeout_secs = 2;
+        })
+        .spawn()
+        .await;
+    let id = create_order(&app).await;
+    wait_for_status(&app, id, "Processing").await;
+
+    app.stop().await;
+
+    assert_eq!(gateway.calls(), 0, "the cut-short payment charged nothing");
+    let channel = amqp_channel().await.unwrap();
+    let main_queue = app.queue(EventType::OrderCreated);
+    eventually("the message to be back in its queue", Duration::from_secs(10), || async {
+        (queue_depth(&channel, &main_queue).await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        queue_depth(&channel, &app.topology().error_queue(EventType::OrderCreated)).await,
+        0,
+        "a payment interrupted by shutdown is not a dead letter"
+    );
+}

@@ -21,6 +21,7 @@ use tower::{Layer, Service};
 use super::{JobStatus, Journal, JournalEntry};
 use crate::{
     events::{Event, OrderCompleted, OrderCreated, OrderExpired},
+    messaging::ShutdownInterrupted,
     metrics::{FunctionLabels, Metrics},
 };
 
@@ -188,7 +189,8 @@ where
                 }
                 Err(error) => {
                     metrics.jobs_failed.get_or_create(&settings.labels).inc();
-                    let shutting_down = worker.as_ref().is_some_and(WorkerContext::is_shutting_down);
+                    let shutting_down = error.downcast_ref::<ShutdownInterrupted>().is_some()
+                        || worker.as_ref().is_some_and(WorkerContext::is_shutting_down);
                     // The same decision the retry policy takes: a permanent error (Killed) or
                     // the last attempt is dead-lettered; a failure during shutdown is requeued.
                     let status = if status.load() == Status::Killed || attempt > settings.max_retries {

@@ -17,9 +17,10 @@ use futures::{FutureExt, TryFutureExt, future::BoxFuture};
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
-/// A retry that could not run because the worker is shutting down.
+/// A job (or its retry) cut short because the worker is shutting down: the ack layer requeues
+/// its message instead of dead-lettering it.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("retry abandoned: the worker is shutting down (the message is requeued)")]
+#[error("interrupted by shutdown (the message is requeued)")]
 pub struct ShutdownInterrupted;
 
 /// See the module docs.
