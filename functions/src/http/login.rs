@@ -39,7 +39,9 @@ const DECOY_HASH: &str =
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed body or missing field", body = ErrorBody),
         (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = ErrorBody),
+        (status = 413, description = "Body over MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "Body not declared as JSON", body = ErrorBody),
+        (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
     )
 )]
 ///
@@ -51,6 +53,14 @@ pub async fn login(
 ) -> Result<Json<LoginResponse>, ApiError> {
     if request.email.trim().is_empty() {
         return Err(ApiError::Validation { field: Some("email".into()), message: "must not be empty".into() });
+    }
+    // PostgreSQL cannot hold NUL in text, and no e-mail has control characters: refuse them
+    // here rather than let the lookup fail.
+    if request.email.chars().any(char::is_control) {
+        return Err(ApiError::Validation {
+            field: Some("email".into()),
+            message: "must not contain control characters".into(),
+        });
     }
     if request.password.is_empty() {
         return Err(ApiError::Validation { field: Some("password".into()), message: "must not be empty".into() });

@@ -71,5 +71,30 @@ async fn protected_routes_reject_missing_forged_and_expired_tokens() {
     }
     let create = app.client.post(app.url("/api/orders")).json(&crate::helpers::order_body()).send().await.unwrap();
     assert_eq!(create.status(), StatusCode::UNAUTHORIZED);
+    for (token, code) in [(&forged, "invalid_token"), (&expired, "token_expired")] {
+        let create = app.create_order(token, &crate::helpers::order_body()).await;
+        assert_eq!(create.status(), StatusCode::UNAUTHORIZED, "create with {code}");
+        assert_eq!(create.json::<Value>().await.unwrap()["error"]["code"], code);
+    }
     assert_eq!(app.count("orders").await, 0);
+    assert_eq!(app.count("outbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_login_with_a_control_character_in_the_email_is_a_clear_400() {
+    let app = spawn_app().await;
+
+    // PostgreSQL refuses NUL in text: unchecked, this reached the query and became a 500.
+    let response = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": "admin@example.com\0", "password": "admin123" }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "validation_failed", "{body}");
+    assert_eq!(body["error"]["field"], "email", "{body}");
 }
