@@ -27,9 +27,9 @@ use crate::{
 /// Which parts of orderflow this process runs (DESIGN.md section 2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
-    /// The HTTP API, the outbox relay, every function and the cron: the whole system.
+    /// The HTTP API, the board, the outbox relay, every function and the cron: the whole system.
     All,
-    /// The HTTP API and the outbox relay.
+    /// The HTTP API, the board and the outbox relay.
     Api,
     /// The given functions (and cron), with the outbox relay (so a function's events leave at
     /// once) and health/metrics on `HTTP_ADDR`.

@@ -25,9 +25,9 @@ pub struct Cli {
 /// What the process runs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// HTTP API, functions, cron and outbox relay in one process (the default).
+    /// HTTP API, board, functions, cron and outbox relay in one process (the default).
     All,
-    /// HTTP API and outbox relay only.
+    /// HTTP API, board and outbox relay only.
     Api,
     /// Functions, cron and outbox relay only, with health and metrics on HTTP_ADDR.
     Worker(WorkerArgs),

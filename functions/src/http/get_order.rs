@@ -23,6 +23,7 @@ pub struct OrderPath {
         (status = 400, description = "`invalid_parameter`: the id is not a number", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
+        (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

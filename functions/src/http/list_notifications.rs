@@ -28,6 +28,7 @@ pub struct ListNotificationsQuery {
         (status = 200, description = "Notifications", body = [Notification]),
         (status = 400, description = "`invalid_parameter`: orderId not a number or unknown type", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -47,6 +47,7 @@ pub struct OrderPage {
         (status = 200, description = "A page of orders", body = OrderPage),
         (status = 400, description = "`invalid_parameter`: unknown status or page out of range", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
