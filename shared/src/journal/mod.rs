@@ -192,13 +192,13 @@ impl JournalWriter {
         }
     }
 
-    async fn write_with_retry(&self, rows: HashMap<String, RowUpdate>, stop: &CancellationToken) {
+    async fn write_with_retry(&self, mut rows: HashMap<String, RowUpdate>, stop: &CancellationToken) {
         if rows.is_empty() {
             return;
         }
         let mut backoff = reconnect_backoff();
         loop {
-            match write(&self.pool, &rows).await {
+            match write(&self.pool, &mut rows).await {
                 Ok(()) => return,
                 Err(e) if stop.is_cancelled() => {
                     tracing::warn!(error = %e, entries = rows.len(), "journal entries lost at shutdown");
@@ -355,21 +355,29 @@ fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item 
     }
 }
 
-async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result<()> {
-    // One lock order for every writer (relay reports and worker reports, in every process).
-    let mut sorted: Vec<(&String, &RowUpdate)> = rows.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let (queued, updates): (Vec<_>, Vec<_>) = sorted.into_iter().partition(|(_, row)| row.queued_only);
-    // Two independent statements on one connection: no transaction needed (each is atomic, and
-    // a retry of both is harmless), which saves its two round trips per batch.
+async fn write(pool: &PgPool, rows: &mut HashMap<String, RowUpdate>) -> sqlx::Result<()> {
+    // Two independent statements on one connection: no transaction needed (each is atomic),
+    // which saves its two round trips per batch.
     let mut conn = pool.acquire().await?;
+    let updates = in_lock_order(rows, |row| !row.queued_only);
     if !updates.is_empty() {
         upsert(&mut conn, &updates).await?;
     }
+    // Written: if the next statement fails, the retry must not add these attempts again.
+    rows.retain(|_, row| row.queued_only);
+    let queued = in_lock_order(rows, |_| true);
     if !queued.is_empty() {
         insert_queued(&mut conn, &queued).await?;
     }
     Ok(())
+}
+
+/// The rows that `keep` selects, in the one lock order every writer uses (relay reports and
+/// worker reports, in every process), so that concurrent batches never deadlock.
+fn in_lock_order(rows: &HashMap<String, RowUpdate>, keep: impl Fn(&RowUpdate) -> bool) -> Vec<(&String, &RowUpdate)> {
+    let mut sorted: Vec<(&String, &RowUpdate)> = rows.iter().filter(|(_, row)| keep(row)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    sorted
 }
 
 /// Pending rows for published messages, unless a worker reported on them already.
