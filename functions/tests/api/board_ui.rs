@@ -14,7 +14,9 @@ use crate::helpers::{app, eventually, order_body};
 #[tokio::test]
 #[ignore = "needs chromium and node; run with `cargo test --test api -- --ignored`"]
 async fn the_board_shows_a_done_order_job_and_a_cron_run_in_a_browser() {
-    let app = app().with_functions().config(|c| c.expiry_schedule = "* * * * * *".into()).spawn().await;
+    // A run every 3 s: the board lists ten runs a page, newest first, so the run picked below
+    // stays on the first page for half a minute, long enough for the browser to get there.
+    let app = app().with_functions().config(|c| c.expiry_schedule = "*/3 * * * * *".into()).spawn().await;
     let token = app.admin_token().await;
     assert_eq!(app.create_order(&token, &order_body()).await.status(), StatusCode::CREATED);
     let created_queue = app.queue(EventType::OrderCreated);
@@ -27,7 +29,8 @@ async fn the_board_shows_a_done_order_job_and_a_cron_run_in_a_browser() {
     .await;
     let cron_run: String = eventually("a Done expire_orders run", Duration::from_secs(15), || async {
         sqlx::query_scalar(
-            "select message_id from job_journal where queue = 'expire_orders' and status = 'Done' limit 1",
+            "select message_id from job_journal where queue = 'expire_orders' and status = 'Done'
+             order by enqueued_at desc limit 1",
         )
         .fetch_optional(&app.pool)
         .await

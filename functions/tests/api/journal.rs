@@ -162,7 +162,7 @@ async fn the_board_api_lists_queues_jobs_workers_and_cron_runs() {
     assert!(cron[0]["args"]["scheduledAt"].is_string(), "{cron}");
     assert!(cron[0]["args"]["outcome"].as_str().is_some_and(|o| o.ends_with("orders expired")), "{cron}");
 
-    let workers: Value = eventually("the workers' heartbeats", Duration::from_secs(10), || async {
+    let workers: Value = eventually("the workers' heartbeats", Duration::from_secs(20), || async {
         let workers: Value = app.board_get("/workers").await.json().await.unwrap();
         (workers.as_array().unwrap().len() == 4).then_some(workers)
     })

@@ -260,7 +260,9 @@ impl Cluster {
                 FieldTable::default(),
             )
             .await
-            .map_or(0, |q| q.message_count());
+            // A missing queue is a failure, not an empty queue: the checks must not pass vacuously.
+            .unwrap_or_else(|e| panic!("[{}] cannot read the depth of {queue}: {e}", self.name))
+            .message_count();
         let _ = connection.close(200, "done".into()).await;
         depth
     }
@@ -301,8 +303,14 @@ impl Cluster {
         .await;
     }
 
-    /// The invariants every case ends with.
+    /// The invariants every case ends with, and no message dead-lettered.
     pub async fn check_invariants(&self) {
+        self.check_invariants_with_dead_letters(0).await;
+    }
+
+    /// The invariants every case ends with, where `order_created` messages are expected in
+    /// `order-created-event_error` (and none in the other error queues).
+    pub async fn check_invariants_with_dead_letters(&self, order_created: u32) {
         let checks: [(&str, &'static str); 6] = [
             (
                 "orders in an illegal state",
@@ -342,6 +350,13 @@ impl Cluster {
             let queue = self.topology.queue(event);
             let depth = self.depth(&queue).await;
             assert_eq!(depth, 0, "[{}] {queue} still holds {depth} messages", self.name);
+            let error_queue = self.topology.error_queue(event);
+            let expected = if event == EventType::OrderCreated { order_created } else { 0 };
+            let dead = self.depth(&error_queue).await;
+            if dead != expected {
+                self.dump_logs();
+                panic!("[{}] {error_queue} holds {dead} messages, expected {expected}", self.name);
+            }
         }
     }
 
