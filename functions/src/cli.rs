@@ -59,14 +59,17 @@ pub enum DlqCommand {
 }
 
 /// What `orderflow dlq replay` moves.
+///
+/// Exactly one of `--id` and `--all`; `--queue` goes with either. (A struct-level `#[group]`
+/// would put `--queue` in the group too, and refuse `--queue q --all`.)
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "what")]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(false).args(["id", "all"])))]
 pub struct ReplayArgs {
     /// The message with this id.
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pub id: Option<String>,
     /// Every message of `--queue`.
-    #[arg(long, group = "what", requires = "queue")]
+    #[arg(long, requires = "queue")]
     pub all: bool,
     /// The queue to replay (with `--all`), or to look for `--id` in.
     #[arg(long)]

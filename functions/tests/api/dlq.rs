@@ -145,10 +145,36 @@ async fn replaying_messages_whose_effect_already_happened_changes_nothing() {
     assert_eq!(notifications, 1);
 }
 
+/// Runs `orderflow <args>` against the app's database, broker and queue names.
+async fn orderflow_cli(app: &TestApp, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
+        .args(args)
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("AMQP_URL", &app.config.amqp_url)
+        .env("QUEUE_PREFIX", &app.config.queue_prefix)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "orderflow {args:?}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
 #[tokio::test]
-async fn the_cli_lists_dead_letters_with_attempts_and_errors() {
-    let gateway = ScriptedGateway::new(|_| Err(PaymentError("card processor down".into())));
-    let app = app().with_functions().payments(gateway).config(|c| c.max_retries = 0).spawn().await;
+async fn the_cli_lists_dead_letters_with_attempts_and_errors_and_replays_them() {
+    let broken = Arc::new(AtomicBool::new(true));
+    let gateway = ScriptedGateway::new({
+        let broken = broken.clone();
+        move |_| {
+            if broken.load(Ordering::SeqCst) {
+                Err(PaymentError("card processor down".into()))
+            } else {
+                Ok(PaymentOutcome::Approved)
+            }
+        }
+    });
+    let app = app().with_functions().payments(gateway.clone()).config(|c| c.max_retries = 0).spawn().await;
     let id = create_order(&app).await;
     wait_for_dead_letters(&app, EventType::OrderCreated, 1).await;
     let message_id: String = sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
@@ -161,22 +187,26 @@ async fn the_cli_lists_dead_letters_with_attempts_and_errors() {
     })
     .await;
 
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .args(["dlq", "list", "--queue", "order-created-event"])
-        .env("DATABASE_URL", &app.config.database_url)
-        .env("AMQP_URL", &app.config.amqp_url)
-        .env("QUEUE_PREFIX", &app.config.queue_prefix)
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
+    let stdout = orderflow_cli(&app, &["dlq", "list", "--queue", "order-created-event"]).await;
 
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let line = stdout.lines().find(|l| l.contains(&message_id)).unwrap_or_else(|| panic!("{stdout}"));
     assert!(line.contains(&app.queue(EventType::OrderCreated)), "{line}");
     assert!(line.contains("card processor down"), "{line}");
+    // MAX_RETRIES = 0: one attempt, in the attempts column between the queue and the error.
+    let after_queue = line.split_once(&app.queue(EventType::OrderCreated)).unwrap().1;
+    assert_eq!(after_queue.split_whitespace().next(), Some("1"), "attempts: {line}");
     assert!(stdout.contains("1 dead letter(s)"), "{stdout}");
+
+    broken.store(false, Ordering::SeqCst);
+    let replayed = orderflow_cli(&app, &["dlq", "replay", "--queue", "order-created-event", "--all"]).await;
+
+    assert!(replayed.contains(&message_id), "{replayed}");
+    eventually("the replayed order to complete", Duration::from_secs(15), || async {
+        (order_status(&app.pool, id).await == "Completed").then_some(())
+    })
+    .await;
+    wait_for_dead_letters(&app, EventType::OrderCreated, 0).await;
+    assert_eq!(gateway.calls(), 2, "one failed charge, one after the replay");
 }
 
 #[tokio::test]
