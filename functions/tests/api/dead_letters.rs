@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::{events::EventType, payments::PaymentError};
+use shared::{config::QueueType, events::EventType, payments::PaymentError};
 
 use crate::{
     gateways::ScriptedGateway,
@@ -74,8 +74,17 @@ async fn garbage_is_dead_lettered_without_retries_and_does_not_block_the_queue()
 
 #[tokio::test]
 async fn an_event_for_an_unknown_order_is_dead_lettered_at_once() {
+    an_event_for_an_unknown_order_is_dead_lettered_at_once_on(QueueType::Classic).await;
+}
+
+#[tokio::test]
+async fn quorum_queues_dead_letter_an_event_for_an_unknown_order_too() {
+    an_event_for_an_unknown_order_is_dead_lettered_at_once_on(QueueType::Quorum).await;
+}
+
+async fn an_event_for_an_unknown_order_is_dead_lettered_at_once_on(queue_type: QueueType) {
     let gateway = ScriptedGateway::approving();
-    let app = app().with_functions().payments(gateway.clone()).spawn().await;
+    let app = app().with_functions().payments(gateway.clone()).config(|c| c.queue_type = queue_type).spawn().await;
     let channel = amqp_channel().await.unwrap();
 
     let unknown = json!({ "orderId": 987_654, "userId": 1, "productId": 1, "total": 1.00 }).to_string();
@@ -92,4 +101,12 @@ async fn an_event_for_an_unknown_order_is_dead_lettered_at_once() {
     }
     assert_eq!(gateway.calls(), 0);
     assert_eq!(app.count("notifications").await, 0);
+    // At once: one attempt each, no retries.
+    for message_id in ["unknown-order", "unknown-completed"] {
+        let row = eventually(&format!("{message_id} journaled as Killed"), Duration::from_secs(10), || async {
+            app.journal_row(message_id).await.filter(|row| row["status"] == "Killed")
+        })
+        .await;
+        assert_eq!(row["attempts"], 1, "{message_id} was retried: {row}");
+    }
 }

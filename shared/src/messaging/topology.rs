@@ -65,6 +65,13 @@ impl Topology {
         let mut args = self.type_arguments();
         args.insert("x-dead-letter-exchange".into(), long_string(self.dead_letter_exchange()));
         args.insert("x-dead-letter-routing-key".into(), long_string(self.queue(event)));
+        if self.queue_type == QueueType::Quorum {
+            // Quorum queues dead-letter at-most-once by default: a message rejected while its
+            // error queue is unavailable would be dropped. At-least-once keeps it until the error
+            // queue confirms it, and RabbitMQ requires `reject-publish` overflow for that.
+            args.insert("x-dead-letter-strategy".into(), long_string("at-least-once".to_owned()));
+            args.insert("x-overflow".into(), long_string("reject-publish".to_owned()));
+        }
         args
     }
 
@@ -135,5 +142,13 @@ mod tests {
             assert!(matches!(value, AMQPValue::LongString(_)), "{key} is not a LongString");
         }
         assert_eq!(args.inner().get("x-queue-type"), Some(&long_string("quorum".into())));
+        assert_eq!(args.inner().get("x-dead-letter-strategy"), Some(&long_string("at-least-once".into())));
+    }
+
+    #[test]
+    fn classic_queues_keep_the_default_dead_letter_strategy() {
+        let args = Topology::new("", QueueType::Classic).queue_arguments(EventType::OrderCreated);
+        assert!(!args.inner().contains_key("x-dead-letter-strategy"));
+        assert!(!args.inner().contains_key("x-overflow"));
     }
 }
