@@ -172,8 +172,11 @@ pub fn monitor(
     let mut live = Vec::new();
     let mut monitor = Monitor::new()
         .should_restart(|worker, error| {
-            // Our supervisor: a worker that ended with an error (broker restart, consumer
-            // cancelled) is rebuilt with a fresh backend, after a backoff (RestartBackoff).
+            // Works around apalis-amqp 1.0 (DESIGN.md section 9): after a broker restart an AMQP
+            // worker ends with an error and its backend never reconnects, and apalis's
+            // `Monitor::should_restart` restarts a worker at once, which with the broker still
+            // down is a hot loop. So every restart builds a fresh backend (a new connection),
+            // and that backend waits out `RestartBackoff` (capped, jittered) before connecting.
             tracing::warn!(worker = worker.name(), error = ?error, "worker stopped; restarting");
             true
         })

@@ -32,6 +32,14 @@ async fn wait_for_status(app: &TestApp, id: i64, status: &str) {
     .await;
 }
 
+/// Waits until the journal shows the message's job Done: its handler has finished.
+async fn job_done(app: &TestApp, message_id: &str) {
+    eventually(&format!("the job of {message_id} to be Done"), Duration::from_secs(15), || async {
+        app.journal_row(message_id).await.filter(|row| row["status"] == "Done").map(|_| ())
+    })
+    .await;
+}
+
 async fn all_outbox_rows_sent(app: &TestApp) {
     eventually("every outbox row to be published", Duration::from_secs(10), || async {
         let unsent: i64 =
@@ -71,8 +79,13 @@ async fn a_declined_payment_leaves_the_order_processing_and_publishes_nothing() 
     let id = create_order(&app).await;
 
     wait_for_status(&app, id, "Processing").await;
-    eventually("the payment attempt", Duration::from_secs(10), || async { (gateway.calls() == 1).then_some(()) }).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let message_id: String =
+        sqlx::query_scalar("select message_id::text from outbox where event_type = 'OrderCreated'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    job_done(&app, &message_id).await;
+    assert_eq!(gateway.calls(), 1);
     assert_eq!(order_status(&app.pool, id).await, "Processing");
     assert_eq!(outbox_rows(&app.pool, "OrderCompleted").await, 0);
     assert_eq!(app.count("notifications").await, 0);
@@ -94,7 +107,9 @@ async fn the_same_order_created_delivered_three_times_charges_and_completes_once
         (notifications_of(&app.pool, id, "OrderCompleted").await == 1).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Both copies handled (each found the order past Pending), not merely still queued.
+    job_done(&app, "dup-1").await;
+    job_done(&app, "dup-2").await;
     assert_eq!(gateway.calls(), 1, "charged more than once");
     assert_eq!(outbox_rows(&app.pool, "OrderCompleted").await, 1);
     assert_eq!(notifications_of(&app.pool, id, "OrderCompleted").await, 1);
@@ -122,11 +137,9 @@ async fn order_completed_and_order_expired_delivered_twice_notify_once_each() {
         publish_raw(&app.queue(EventType::OrderExpired), body.as_bytes(), &format!("e-{copy}")).await;
     }
 
-    eventually("the expiry notification", Duration::from_secs(10), || async {
-        (notifications_of(&app.pool, expired, "OrderExpired").await == 1).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    for message_id in ["c-0", "c-1", "e-0", "e-1"] {
+        job_done(&app, message_id).await;
+    }
     assert_eq!(notifications_of(&app.pool, completed, "OrderCompleted").await, 1);
     assert_eq!(notifications_of(&app.pool, expired, "OrderExpired").await, 1);
 }

@@ -100,6 +100,18 @@ async fn a_failing_job_shows_failed_attempts_with_its_error_then_is_killed() {
     assert_eq!(killed["attempts"], 2);
     assert!(killed["last_error"].as_str().unwrap().contains("card processor down"), "{killed}");
     assert_eq!(gateway.calls(), 2);
+
+    // The board shows it too: Killed, among the queue's Killed tasks, with its error.
+    let queue = app.queue(EventType::OrderCreated);
+    let killed_tasks: Value =
+        app.board_get(&format!("/queues/{queue}/tasks?status=Killed")).await.json().await.unwrap();
+    assert!(
+        killed_tasks.as_array().unwrap().iter().any(|t| t["ctx"]["task_id"] == message_id.as_str()),
+        "{killed_tasks}"
+    );
+    let task: Value = app.board_get(&format!("/queues/{queue}/tasks/{message_id}")).await.json().await.unwrap();
+    assert_eq!(task["ctx"]["status"], "Killed", "{task}");
+    assert!(task.to_string().contains("card processor down"), "the board does not show the error: {task}");
 }
 
 /// Lets the first charge through at once and each later one only when the test adds a permit.
