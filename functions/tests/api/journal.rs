@@ -262,3 +262,54 @@ async fn finished_journal_entries_past_the_retention_are_pruned() {
     assert_eq!(pruned, 1);
     assert_eq!(left, ["new-done", "old-running"]);
 }
+
+#[tokio::test]
+async fn a_task_pushed_from_the_board_goes_through_the_outbox_to_its_function() {
+    let app = app().with_functions().spawn().await;
+    let id = create_order_with_request_id(&app, "req-board-push").await;
+    let rows = done_rows(&app, id, 2).await;
+    let completed_queue = app.queue(EventType::OrderCompleted);
+    let completed_job = rows.iter().find(|r| r["queue"] == completed_queue.as_str()).unwrap();
+    // Lose the notification, as if someone had deleted it, then send the event again from the board.
+    sqlx::query("delete from notifications where order_id = $1").bind(id).execute(&app.pool).await.unwrap();
+    let task: Value = app
+        .board_get(&format!("/queues/{completed_queue}/tasks/{}", completed_job["message_id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pushed_id = uuid::Uuid::now_v7().to_string();
+
+    let board = app.board_address.as_ref().unwrap();
+    let response = app
+        .client
+        .put(format!("{board}/api/v1/queues/{completed_queue}/tasks"))
+        .basic_auth("admin@example.com", Some("admin123"))
+        // The board's push: the arguments as the body, the task's id in a header.
+        .header("x-task-id", &pushed_id)
+        .json(&task["args"])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let handled = eventually("the pushed job to be Done", Duration::from_secs(15), || async {
+        app.journal_row(&pushed_id).await.filter(|row| row["status"] == "Done")
+    })
+    .await;
+    assert_eq!(handled["function"], "on_order_completed", "{handled}");
+    let notified: i64 = sqlx::query_scalar("select count(*) from notifications where order_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(notified, 1, "the pushed event re-created the notification once");
+    let via_outbox: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where message_id = $1::uuid and correlation_id = 'board' and sent_at is not null",
+    )
+    .bind(&pushed_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(via_outbox, 1, "the push went out through the outbox");
+}

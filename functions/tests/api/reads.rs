@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -87,7 +89,7 @@ async fn health_and_metrics_answer_without_a_token() {
     let app = spawn_app().await;
 
     let live = app.client.get(app.url("/health/live")).send().await.unwrap();
-    let ready = crate::helpers::eventually("readiness", std::time::Duration::from_secs(10), || async {
+    let ready = crate::helpers::eventually("readiness", Duration::from_secs(10), || async {
         let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
         (response.status() == StatusCode::OK).then_some(response)
     })
@@ -125,4 +127,39 @@ async fn the_api_documents_itself_without_a_token() {
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(docs.text().await.unwrap().contains("/api/orders"), "the page embeds the document");
+}
+
+#[tokio::test]
+async fn readiness_is_503_while_the_outbox_lags_and_200_once_it_caught_up() {
+    let app = crate::helpers::spawn_app_with(|c| c.outbox_lag_limit_secs = 60).await;
+    // An event written ten minutes ago that the relay cannot take: another transaction holds
+    // its row, and the relay skips locked rows.
+    sqlx::query(
+        "insert into outbox (message_id, event_type, order_id, payload, correlation_id, created_at)
+         values (gen_random_uuid(), 'OrderExpired', 999, '{\"orderId\": 999, \"userId\": 1}', 'lag-test',
+                 now() - interval '10 minutes')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("select id from outbox where correlation_id = 'lag-test' for update")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let lagging = app.client.get(app.url("/health/ready")).send().await.unwrap();
+
+    assert_eq!(lagging.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(lagging.headers().contains_key("retry-after"));
+    let body: Value = lagging.json().await.unwrap();
+    assert_eq!(body["checks"]["outbox"], "lagging", "{body}");
+    assert!(body["checks"]["outboxOldestUnsentSecs"].as_i64().is_some_and(|s| s >= 600), "{body}");
+
+    holder.rollback().await.unwrap();
+    crate::helpers::eventually("readiness once the relay published the row", Duration::from_secs(15), || async {
+        let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
 }
