@@ -186,6 +186,15 @@ async fn a_transient_payment_failure_succeeds_on_a_retry() {
     wait_for_status(&app, id, "Completed").await;
     assert_eq!(gateway.calls(), 2);
     assert_eq!(outbox_rows(&app.pool, "OrderCompleted").await, 1);
+    // The order's timeline still tells of the failure the retry got past.
+    let token = app.admin_token().await;
+    let done = eventually("the payment job in the timeline", Duration::from_secs(10), || async {
+        let timeline: Value = app.get(&token, &format!("/api/orders/{id}/events")).await.json().await.unwrap();
+        timeline.as_array().unwrap().iter().find(|e| e["event"] == "on_order_created Done").cloned()
+    })
+    .await;
+    let detail = done["detail"].as_str().unwrap();
+    assert!(detail.contains("after 1 failed attempt(s)") && detail.contains("gateway timed out"), "{done}");
 }
 
 #[tokio::test]

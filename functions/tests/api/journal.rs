@@ -226,6 +226,8 @@ async fn an_orders_timeline_tells_its_story_in_order() {
         "order created (Pending)",
         "OrderCreated published",
         "on_order_created started (attempt 1)",
+        "Pending → Processing",
+        "Processing → Completed",
         "OrderCompleted written",
         "on_order_created Done",
         "OrderCompleted published",

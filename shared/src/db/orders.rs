@@ -185,7 +185,7 @@ pub async fn mark_processing_if_pending(
     let row = sqlx::query!(
         r#"
         with moved as (
-            update orders set status = 'Processing', updated_at = now(), payment_message_id = $2
+            update orders set status = 'Processing', updated_at = now(), processing_at = now(), payment_message_id = $2
             where id = $1 and status = 'Pending'
             returning id
         )

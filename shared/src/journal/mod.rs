@@ -668,7 +668,7 @@ pub struct TimelineEntry {
     pub detail: Option<String>,
 }
 
-/// Everything recorded about an order, in time order: its creation and current status, the
+/// Everything recorded about an order, in time order: its creation and state transitions, the
 /// events written and published for it, the jobs that handled them (with results and errors),
 /// and its notifications. Jobs are journaled as their latest attempt.
 ///
@@ -684,8 +684,11 @@ pub async fn order_timeline(pool: &PgPool, order_id: i64) -> sqlx::Result<Vec<Ti
                    format('total %s', total) as detail, 0 as rank
             from orders where id = $1
             union all
-            select updated_at, 'order', 'status is now ' || status, null, 9
-            from orders where id = $1 and status <> 'Pending'
+            select processing_at, 'order', 'Pending → Processing', 'payment started by message ' || payment_message_id, 0
+            from orders where id = $1 and processing_at is not null
+            union all
+            select updated_at, 'order', 'Processing → ' || status, null, 0
+            from orders where id = $1 and status in ('Completed', 'Expired')
             union all
             select created_at, 'outbox', event_type || ' written', 'message ' || message_id, 1
             from outbox where order_id = $1
@@ -696,7 +699,12 @@ pub async fn order_timeline(pool: &PgPool, order_id: i64) -> sqlx::Result<Vec<Ti
             select started_at, 'job', function || ' started (attempt ' || attempts || ')', 'message ' || message_id, 3
             from job_journal where order_id = $1 and started_at is not null
             union all
-            select finished_at, 'job', function || ' ' || status, coalesce(result, last_error), 4
+            -- One row per job: a success after retries still tells what the failures were.
+            select finished_at, 'job', function || ' ' || status,
+                   case when status = 'Done' and attempts > 1 and last_error is not null
+                        then format('%s (after %s failed attempt(s), the last: %s)', result, attempts - 1, last_error)
+                        else coalesce(result, last_error) end,
+                   4
             from job_journal where order_id = $1 and finished_at is not null
             union all
             select created_at, 'notification', type || ' notification', message, 5
