@@ -118,3 +118,25 @@ async fn a_later_tick_expires_nothing_twice() {
     assert_eq!((first, second), (Some(1), Some(0)));
     assert_eq!(expired_event_orders(&app.pool).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_retry_of_a_run_whose_failure_went_unrecorded_is_not_skipped() {
+    let app = app().spawn().await;
+    let now = Utc::now();
+    let stale = order(&app.pool, "Processing", now, TTL * 2).await;
+    let tick = now - chrono::Duration::seconds(1);
+    // What a run leaves when the database went away mid-run: its claim, still Running.
+    sqlx::query("insert into cron_runs (job, scheduled_at, worker) values ('expire_orders', $1, 'worker-a')")
+        .bind(tick)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let deps = deps(&app.pool, now);
+
+    let retried = run_tick(tick, &deps, "worker-a").await.unwrap();
+    let other = run_tick(tick, &deps, "worker-b").await.unwrap();
+
+    assert_eq!(retried, Some(1), "the run's own retry expires the stale order");
+    assert_eq!(other, None, "another process still skips the tick");
+    assert_eq!(expired_event_orders(&app.pool).await, [stale]);
+}

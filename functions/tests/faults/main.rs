@@ -73,16 +73,30 @@ async fn a_broker_outage_with_quorum_queues_loses_and_doubles_nothing() {
 }
 
 /// 2. PostgreSQL restarted while jobs are in flight: jobs wait for it or are retried; no order
-///    is stuck Pending, no notification is doubled.
+///    is stuck Pending, no notification is doubled; the cron goes on expiring after it.
 #[tokio::test]
 #[ignore = "restarts PostgreSQL; run the fault suite alone (see the module docs)"]
 async fn a_database_restart_with_jobs_in_flight_strands_nothing() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let _services = ServicesGuard;
-    let mut cluster = Cluster::new("database-restart", &[("PAYMENT_DELAY_MS", "1500")]).await;
+    let mut cluster = Cluster::new(
+        "database-restart",
+        &[
+            ("PAYMENT_DELAY_MS", "1500"),
+            // Declined payments stay Processing: the cron must expire them once the database is back.
+            ("PAYMENT_SUCCESS_RATE", "0.5"),
+            ("ORDER_TTL_SECS", "8"),
+            ("EXPIRY_SCHEDULE", "*/2 * * * * *"),
+        ],
+    )
+    .await;
     let all = cluster.start("all").await;
     cluster.create_orders(30).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster
+        .until("payments to be in flight", Duration::from_secs(20), async || {
+            cluster.scalar("select count(*) from orders where status = 'Processing'").await >= 10
+        })
+        .await;
 
     let version = postgres_version();
     run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "stop", "--mode", "fast"]).await;
@@ -93,6 +107,9 @@ async fn a_database_restart_with_jobs_in_flight_strands_nothing() {
     cluster.settle(Duration::from_secs(90), false).await;
     cluster.wait_ready(all, Duration::from_secs(30)).await;
     cluster.check_invariants().await;
+    // Settled means no order left Processing: the declined ones expired after the restart.
+    assert!(cluster.scalar("select count(*) from orders where status = 'Expired'").await > 0);
+    assert!(cluster.scalar("select count(*) from cron_runs where outcome = 'Done' and affected > 0").await > 0);
 }
 
 /// 3. A worker SIGKILLed while payments wait: a new worker finishes the redelivered messages;

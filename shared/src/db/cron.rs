@@ -13,7 +13,9 @@ pub struct CronRun {
 
 /// Claims `job`'s tick scheduled at `scheduled_at` for `worker`. Returns `None` if another
 /// process holds it, after recording this claimant's skip. A tick whose earlier run failed can
-/// be claimed again (a retry).
+/// be claimed again (a retry), and so can one this same worker left Running: a run whose
+/// failure could not be recorded (the database was down) is retried by its own worker, which
+/// must not skip it as if another process held it.
 ///
 /// # Errors
 /// Database errors.
@@ -31,6 +33,7 @@ pub async fn claim_tick(
         on conflict (job, scheduled_at) where outcome <> 'Skipped'
         do update set worker = excluded.worker, outcome = 'Running', started_at = now(), error = null
             where cron_runs.outcome = 'Failed'
+               or (cron_runs.outcome = 'Running' and cron_runs.worker = excluded.worker)
         returning id
         "#,
         job,
