@@ -128,7 +128,8 @@ async fn relay_batch(pool: &PgPool, channel: &Channel, topology: &Topology) -> u
             .with_content_type("application/json".into())
             .with_message_id(row.message_id.to_string().into())
             .with_correlation_id(row.correlation_id.as_str().into())
-            .with_type(row.event_type.as_str().into());
+            .with_type(row.event_type.as_str().into())
+            .with_timestamp(u64::try_from(row.created_at.timestamp()).unwrap_or_default());
         let confirm = channel
             .basic_publish(
                 "".into(),
