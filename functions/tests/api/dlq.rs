@@ -41,8 +41,8 @@ async fn wait_for_dead_letters(app: &TestApp, event: EventType, count: u32) {
     .await;
 }
 
-#[tokio::test]
-async fn a_poisoned_message_is_listed_with_its_error_and_completes_when_replayed_after_the_fix() {
+/// A gateway that fails ("card processor down") until the flag is cleared, then approves.
+fn broken_gateway() -> (Arc<AtomicBool>, Arc<ScriptedGateway>) {
     let broken = Arc::new(AtomicBool::new(true));
     let gateway = ScriptedGateway::new({
         let broken = broken.clone();
@@ -54,6 +54,12 @@ async fn a_poisoned_message_is_listed_with_its_error_and_completes_when_replayed
             }
         }
     });
+    (broken, gateway)
+}
+
+#[tokio::test]
+async fn a_poisoned_message_is_listed_with_its_error_and_completes_when_replayed_after_the_fix() {
+    let (broken, gateway) = broken_gateway();
     let app = app().with_functions().payments(gateway.clone()).config(|c| c.max_retries = 1).spawn().await;
     let id = create_order(&app).await;
     wait_for_dead_letters(&app, EventType::OrderCreated, 1).await;
@@ -163,17 +169,7 @@ async fn orderflow_cli(app: &TestApp, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn the_cli_lists_dead_letters_with_attempts_and_errors_and_replays_them() {
-    let broken = Arc::new(AtomicBool::new(true));
-    let gateway = ScriptedGateway::new({
-        let broken = broken.clone();
-        move |_| {
-            if broken.load(Ordering::SeqCst) {
-                Err(PaymentError("card processor down".into()))
-            } else {
-                Ok(PaymentOutcome::Approved)
-            }
-        }
-    });
+    let (broken, gateway) = broken_gateway();
     let app = app().with_functions().payments(gateway.clone()).config(|c| c.max_retries = 0).spawn().await;
     let id = create_order(&app).await;
     wait_for_dead_letters(&app, EventType::OrderCreated, 1).await;
