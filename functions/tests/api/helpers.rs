@@ -92,7 +92,7 @@ pub fn app() -> TestAppBuilder {
     config.payment_delay_ms = 0;
     config.payment_success_rate = 1.0;
     config.retry_base_ms = 100;
-    TestAppBuilder { config, role: Role::Api, payments: None }
+    TestAppBuilder { config, role: Role::Api, payments: None, predeclare: true }
 }
 
 /// See [`app`].
@@ -100,6 +100,7 @@ pub struct TestAppBuilder {
     config: Config,
     role: Role,
     payments: Option<Arc<dyn PaymentGateway>>,
+    predeclare: bool,
 }
 
 impl TestAppBuilder {
@@ -120,6 +121,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Leaves declaring the queues to the app's start-up, as in production.
+    pub fn without_predeclared_topology(mut self) -> Self {
+        self.predeclare = false;
+        self
+    }
+
     /// Uses this payment gateway instead of the simulator at `PAYMENT_SUCCESS_RATE`.
     pub fn payments(mut self, payments: Arc<dyn PaymentGateway>) -> Self {
         self.payments = Some(payments);
@@ -129,12 +136,14 @@ impl TestAppBuilder {
     /// Starts it.
     pub async fn spawn(self) -> TestApp {
         LazyLock::force(&TRACING);
-        let TestAppBuilder { config, role, payments } = self;
+        let TestAppBuilder { config, role, payments, predeclare } = self;
         // Declare the queues up front, so a test may publish or count before the app's own
         // connections have declared them.
-        let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
-        let channel = amqp_channel().await.expect("RabbitMQ is not reachable");
-        topology.declare(&channel).await.expect("could not declare the test topology");
+        if predeclare {
+            let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
+            let channel = amqp_channel().await.expect("RabbitMQ is not reachable");
+            topology.declare(&channel).await.expect("could not declare the test topology");
+        }
         let mut externals = Externals::from_config(&config);
         if let Some(payments) = payments {
             externals.payments = payments;

@@ -99,3 +99,38 @@ async fn several_relays_at_once_publish_each_row_exactly_once() {
     let channel = amqp_channel().await.unwrap();
     assert_eq!(queue_depth(&channel, &app.queue(EventType::OrderCreated)).await, rows);
 }
+
+#[tokio::test]
+async fn start_up_declares_every_queue_and_its_dead_letter_route() {
+    let app = crate::helpers::app().without_predeclared_topology().spawn().await;
+
+    // The relay declares the topology as soon as it reaches the broker (start-up does not wait
+    // for RabbitMQ: orders are taken while it is down). A passive declare fails while a queue
+    // is missing, and closes its channel: a fresh one each time.
+    eventually("every queue to be declared", Duration::from_secs(10), || async {
+        for queue in app.topology().all_queues() {
+            let channel = amqp_channel().await.unwrap();
+            let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+            channel.queue_declare(queue.as_str().into(), options, Default::default()).await.ok()?;
+        }
+        Some(())
+    })
+    .await;
+    // Each event queue dead-letters into its error queue: a message rejected without requeue
+    // lands there.
+    let channel = amqp_channel().await.unwrap();
+    for event in EventType::ALL {
+        let queue = app.queue(event);
+        crate::helpers::publish_raw(&queue, b"{}", &format!("dead-letter-probe-{}", event.as_str())).await;
+        let message = eventually("the probe in its queue", Duration::from_secs(5), || async {
+            channel.basic_get(queue.as_str().into(), lapin::options::BasicGetOptions { no_ack: false }).await.unwrap()
+        })
+        .await;
+        message.delivery.reject(lapin::options::BasicRejectOptions { requeue: false }).await.unwrap();
+        let error_queue = app.topology().error_queue(event);
+        eventually(&format!("the probe in {error_queue}"), Duration::from_secs(5), || async {
+            (queue_depth(&channel, &error_queue).await == 1).then_some(())
+        })
+        .await;
+    }
+}

@@ -23,6 +23,17 @@ use uuid::Uuid;
 
 const POSTGRES: &str = "postgres://postgres:postgres@127.0.0.1:5432";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The longest any one call of the suite (HTTP, AMQP, a command) may take: a hung call fails
+/// the case instead of outlasting every `until` deadline.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to the broker for the suite's own checks, bounded by [`CALL_TIMEOUT`].
+async fn connect_broker() -> Connection {
+    tokio::time::timeout(CALL_TIMEOUT, Connection::connect(AMQP, ConnectionProperties::default()))
+        .await
+        .expect("connecting to RabbitMQ timed out")
+        .expect("RabbitMQ is not reachable")
+}
 
 /// One `orderflow` process.
 pub struct Process {
@@ -101,7 +112,7 @@ impl Cluster {
             topology: Topology::new(prefix, queue_type),
             pool,
             processes: Vec::new(),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
             token: None,
             logs,
         }
@@ -233,7 +244,7 @@ impl Cluster {
 
     /// Publishes a raw message (persistent, confirmed) to one of the cluster's queues.
     pub async fn publish(&self, queue: &str, body: &[u8], message_id: &str) {
-        let connection = Connection::connect(AMQP, ConnectionProperties::default()).await.unwrap();
+        let connection = connect_broker().await;
         let channel = connection.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let properties = BasicProperties::default()
@@ -251,7 +262,7 @@ impl Cluster {
 
     /// Ready messages in a queue.
     pub async fn depth(&self, queue: &str) -> u32 {
-        let connection = Connection::connect(AMQP, ConnectionProperties::default()).await.unwrap();
+        let connection = connect_broker().await;
         let channel = connection.create_channel().await.unwrap();
         let depth = channel
             .queue_declare(
@@ -360,6 +371,15 @@ impl Cluster {
         }
     }
 
+    /// How many lines of process `index`'s log contain `needle`.
+    pub fn log_lines_containing(&self, index: usize, needle: &str) -> usize {
+        std::fs::read_to_string(&self.processes[index].log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// Prints the tail of every process's log (on failure).
     pub fn dump_logs(&self) {
         for process in &self.processes {
@@ -411,7 +431,10 @@ impl Drop for Cluster {
 
 /// Runs a command, failing the case if it fails.
 pub async fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().await.unwrap_or_else(|e| panic!("{program}: {e}"));
+    let output = tokio::time::timeout(CALL_TIMEOUT, Command::new(program).args(args).kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} did not finish within {CALL_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         output.status.success(),
         "{program} {args:?} failed: {}{}",

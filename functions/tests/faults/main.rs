@@ -47,6 +47,13 @@ async fn broker_outage(name: &str, queue_type: &str) {
     cluster.settle(Duration::from_secs(120), false).await;
     cluster.wait_ready(all, Duration::from_secs(30)).await;
     cluster.check_invariants().await;
+    // Reconnection backs off instead of spinning: over the 20 s outage a few attempts per
+    // consumer and per relay batch (a hot loop would log thousands, and none would mean the
+    // lines checked here are no longer the ones the code writes).
+    for needle in ["reconnecting after a backoff", "outbox relay could not publish"] {
+        let lines = cluster.log_lines_containing(all, needle);
+        assert!((1..=60).contains(&lines), "{lines} log lines with `{needle}` over a 20 s outage");
+    }
     for id in created_during {
         let status: String = sqlx::query_scalar("select status from orders where id = $1")
             .bind(id)
