@@ -50,7 +50,7 @@ async fn pay(event: &OrderCreated, deps: &FunctionDeps, message: &MessageInfo) -
     if !wait_for_payment(deps).await {
         tracing::warn!(
             order.id = id,
-            "payment of order {id} interrupted by shutdown; it stays Processing and expires if unpaid"
+            "payment of order {id} interrupted by shutdown; its message is requeued and resumes it after the restart"
         );
         return Err(FunctionError::Interrupted("payment interrupted by shutdown"));
     }
