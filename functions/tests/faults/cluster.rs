@@ -61,8 +61,11 @@ pub struct Cluster {
     logs: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Two distinct free ports (both held while the second is chosen, so they differ).
+fn two_free_ports() -> (u16, u16) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (first.local_addr().unwrap().port(), second.local_addr().unwrap().port())
 }
 
 impl Cluster {
@@ -127,8 +130,8 @@ impl Cluster {
 
     /// Starts `orderflow <role>` with extra settings, without waiting. Returns its index.
     pub fn spawn(&mut self, role: &str, extra: &[(&str, &str)]) -> usize {
-        let http = format!("127.0.0.1:{}", free_port());
-        let board = format!("127.0.0.1:{}", free_port());
+        let (http_port, board_port) = two_free_ports();
+        let (http, board) = (format!("127.0.0.1:{http_port}"), format!("127.0.0.1:{board_port}"));
         let index = self.processes.len();
         let log = self.logs.join(format!("{index}-{role}.log"));
         let file = std::fs::File::create(&log).unwrap();
