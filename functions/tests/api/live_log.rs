@@ -9,14 +9,18 @@ use sqlx::Connection as _;
 
 use crate::helpers::{delete_topology, postgres_server, test_config};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Two distinct free ports (both held while the second is chosen, so they differ).
+fn two_free_ports() -> (u16, u16) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (first.local_addr().unwrap().port(), second.local_addr().unwrap().port())
 }
 
 #[tokio::test]
 async fn the_boards_live_log_streams_the_events_of_running_jobs() {
     let config = test_config();
-    let (http, board) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let (http_port, board_port) = two_free_ports();
+    let (http, board) = (format!("127.0.0.1:{http_port}"), format!("127.0.0.1:{board_port}"));
     let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
         .env("DATABASE_URL", &config.database_url)
         .env("AMQP_URL", &config.amqp_url)
