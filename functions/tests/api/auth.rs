@@ -1,7 +1,7 @@
 use chrono::Utc;
 use orderflow::http::{AuthUser, TokenKeys};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::spawn_app;
 
@@ -9,13 +9,7 @@ use crate::helpers::spawn_app;
 async fn the_admin_logs_in_with_the_seeded_password() {
     let app = spawn_app().await;
 
-    let response = app
-        .client
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
-        .send()
-        .await
-        .unwrap();
+    let response = app.login("admin@example.com", "admin123").await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -29,13 +23,7 @@ async fn a_wrong_password_or_unknown_email_is_refused_alike() {
     let app = spawn_app().await;
 
     for (email, password) in [("admin@example.com", "wrong"), ("nobody@example.com", "admin123")] {
-        let response = app
-            .client
-            .post(app.url("/api/auth/login"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await
-            .unwrap();
+        let response = app.login(email, password).await;
 
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{email}");
         let body: Value = response.json().await.unwrap();
@@ -85,13 +73,7 @@ async fn a_login_with_a_control_character_in_the_email_is_a_clear_400() {
     let app = spawn_app().await;
 
     // PostgreSQL refuses NUL in text: unchecked, this reached the query and became a 500.
-    let response = app
-        .client
-        .post(app.url("/api/auth/login"))
-        .json(&json!({ "email": "admin@example.com\0", "password": "admin123" }))
-        .send()
-        .await
-        .unwrap();
+    let response = app.login("admin@example.com\0", "admin123").await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.unwrap();

@@ -103,10 +103,7 @@ async fn an_event_for_an_unknown_order_is_dead_lettered_at_once_on(queue_type: Q
     assert_eq!(app.count("notifications").await, 0);
     // At once: one attempt each, no retries.
     for message_id in ["unknown-order", "unknown-completed"] {
-        let row = eventually(&format!("{message_id} journaled as Killed"), Duration::from_secs(10), || async {
-            app.journal_row(message_id).await.filter(|row| row["status"] == "Killed")
-        })
-        .await;
+        let row = app.job_in_status(message_id, "Killed").await;
         assert_eq!(row["attempts"], 1, "{message_id} was retried: {row}");
     }
 }

@@ -68,10 +68,7 @@ async fn a_poisoned_message_is_listed_with_its_error_and_completes_when_replayed
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    eventually("the journal to record the kill", Duration::from_secs(5), || async {
-        app.journal_row(&message_id).await.filter(|row| row["status"] == "Killed")
-    })
-    .await;
+    app.job_in_status(&message_id, "Killed").await;
     let token = app.admin_token().await;
 
     let listed: Value = app.get(&token, "/api/dead-letters").await.json().await.unwrap();
@@ -138,10 +135,7 @@ async fn replaying_messages_whose_effect_already_happened_changes_nothing() {
     }
 
     for message_id in ["late-created", "late-completed"] {
-        eventually(&format!("{message_id} to be handled"), Duration::from_secs(10), || async {
-            app.journal_row(message_id).await.filter(|row| row["status"] == "Done")
-        })
-        .await;
+        app.job_in_status(message_id, "Done").await;
     }
     assert_eq!(order_status(&app.pool, id).await, "Completed");
     assert_eq!(gateway.calls(), 1, "charged again");
@@ -178,10 +172,7 @@ async fn the_cli_lists_dead_letters_with_attempts_and_errors_and_replays_them() 
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    eventually("the journal to record the kill", Duration::from_secs(5), || async {
-        app.journal_row(&message_id).await.filter(|row| row["status"] == "Killed")
-    })
-    .await;
+    app.job_in_status(&message_id, "Killed").await;
 
     let stdout = orderflow_cli(&app, &["dlq", "list", "--queue", "order-created-event"]).await;
 

@@ -32,14 +32,6 @@ async fn wait_for_status(app: &TestApp, id: i64, status: &str) {
     .await;
 }
 
-/// Waits until the journal shows the message's job Done: its handler has finished.
-async fn job_done(app: &TestApp, message_id: &str) {
-    eventually(&format!("the job of {message_id} to be Done"), Duration::from_secs(15), || async {
-        app.journal_row(message_id).await.filter(|row| row["status"] == "Done").map(|_| ())
-    })
-    .await;
-}
-
 async fn all_outbox_rows_sent(app: &TestApp) {
     eventually("every outbox row to be published", Duration::from_secs(10), || async {
         let unsent: i64 =
@@ -84,7 +76,7 @@ async fn a_declined_payment_leaves_the_order_processing_and_publishes_nothing() 
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    job_done(&app, &message_id).await;
+    app.job_in_status(&message_id, "Done").await;
     assert_eq!(gateway.calls(), 1);
     assert_eq!(order_status(&app.pool, id).await, "Processing");
     assert_eq!(outbox_rows(&app.pool, "OrderCompleted").await, 0);
@@ -108,8 +100,8 @@ async fn the_same_order_created_delivered_three_times_charges_and_completes_once
     })
     .await;
     // Both copies handled (each found the order past Pending), not merely still queued.
-    job_done(&app, "dup-1").await;
-    job_done(&app, "dup-2").await;
+    app.job_in_status("dup-1", "Done").await;
+    app.job_in_status("dup-2", "Done").await;
     assert_eq!(gateway.calls(), 1, "charged more than once");
     assert_eq!(outbox_rows(&app.pool, "OrderCompleted").await, 1);
     assert_eq!(notifications_of(&app.pool, id, "OrderCompleted").await, 1);
@@ -138,7 +130,7 @@ async fn order_completed_and_order_expired_delivered_twice_notify_once_each() {
     }
 
     for message_id in ["c-0", "c-1", "e-0", "e-1"] {
-        job_done(&app, message_id).await;
+        app.job_in_status(message_id, "Done").await;
     }
     assert_eq!(notifications_of(&app.pool, completed, "OrderCompleted").await, 1);
     assert_eq!(notifications_of(&app.pool, expired, "OrderExpired").await, 1);
@@ -197,6 +189,22 @@ async fn a_transient_payment_failure_succeeds_on_a_retry() {
     assert!(detail.contains("after 1 failed attempt(s)") && detail.contains("gateway timed out"), "{done}");
 }
 
+/// After a shutdown: the OrderCreated message went back to its queue (the broker processes the
+/// requeue asynchronously, hence the wait), and nothing was dead-lettered.
+async fn the_order_created_message_is_back_in_its_queue(app: &TestApp) {
+    let channel = amqp_channel().await.unwrap();
+    let main_queue = app.queue(EventType::OrderCreated);
+    eventually("the message to be back in its queue", Duration::from_secs(10), || async {
+        (queue_depth(&channel, &main_queue).await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        queue_depth(&channel, &app.topology().error_queue(EventType::OrderCreated)).await,
+        0,
+        "a job interrupted by shutdown is not a dead letter"
+    );
+}
+
 #[tokio::test]
 async fn shutdown_does_not_wait_out_a_retry_backoff_and_keeps_the_message() {
     let gateway = ScriptedGateway::new(|_| Err(PaymentError("gateway timed out".into())));
@@ -224,13 +232,7 @@ async fn shutdown_does_not_wait_out_a_retry_backoff_and_keeps_the_message() {
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}: it waited for the retry backoff");
 
     assert_eq!(gateway.calls(), 1);
-    let channel = amqp_channel().await.unwrap();
-    assert_eq!(
-        queue_depth(&channel, &app.queue(EventType::OrderCreated)).await,
-        1,
-        "the message went back to its queue"
-    );
-    assert_eq!(queue_depth(&channel, &app.topology().error_queue(EventType::OrderCreated)).await, 0);
+    the_order_created_message_is_back_in_its_queue(&app).await;
 }
 
 #[tokio::test]
@@ -252,15 +254,5 @@ async fn shutdown_during_a_long_payment_wait_requeues_the_message() {
     app.stop().await;
 
     assert_eq!(gateway.calls(), 0, "the cut-short payment charged nothing");
-    let channel = amqp_channel().await.unwrap();
-    let main_queue = app.queue(EventType::OrderCreated);
-    eventually("the message to be back in its queue", Duration::from_secs(10), || async {
-        (queue_depth(&channel, &main_queue).await == 1).then_some(())
-    })
-    .await;
-    assert_eq!(
-        queue_depth(&channel, &app.topology().error_queue(EventType::OrderCreated)).await,
-        0,
-        "a payment interrupted by shutdown is not a dead letter"
-    );
+    the_order_created_message_is_back_in_its_queue(&app).await;
 }

@@ -204,15 +204,28 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Logs in as the seeded admin and returns the bearer token.
-    pub async fn admin_token(&self) -> String {
-        let response = self
-            .client
+    /// Waits until the journal shows the message's job in `status` (e.g. `Done`: its handler
+    /// has finished), and returns the row.
+    pub async fn job_in_status(&self, message_id: &str, status: &str) -> Value {
+        eventually(&format!("the job of {message_id} to be {status}"), Duration::from_secs(15), || async {
+            self.journal_row(message_id).await.filter(|row| row["status"] == status)
+        })
+        .await
+    }
+
+    /// `POST /api/auth/login` with `email` and `password`.
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.client
             .post(self.url("/api/auth/login"))
-            .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
+            .json(&json!({ "email": email, "password": password }))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Logs in as the seeded admin and returns the bearer token.
+    pub async fn admin_token(&self) -> String {
+        let response = self.login("admin@example.com", "admin123").await;
         assert_eq!(response.status(), StatusCode::OK, "admin login failed");
         response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     }

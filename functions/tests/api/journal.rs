@@ -85,18 +85,12 @@ async fn a_failing_job_shows_failed_attempts_with_its_error_then_is_killed() {
         .await
         .unwrap();
 
-    let failed = eventually("the Failed entry", Duration::from_secs(10), || async {
-        app.journal_row(&message_id).await.filter(|row| row["status"] == "Failed")
-    })
-    .await;
+    let failed = app.job_in_status(&message_id, "Failed").await;
     assert_eq!(failed["attempts"], 1);
     assert!(failed["last_error"].as_str().unwrap().contains("card processor down"), "{failed}");
     second_attempt.add_permits(1);
 
-    let killed = eventually("the Killed entry", Duration::from_secs(10), || async {
-        app.journal_row(&message_id).await.filter(|row| row["status"] == "Killed")
-    })
-    .await;
+    let killed = app.job_in_status(&message_id, "Killed").await;
     assert_eq!(killed["attempts"], 2);
     assert!(killed["last_error"].as_str().unwrap().contains("card processor down"), "{killed}");
     assert_eq!(gateway.calls(), 2);
@@ -295,10 +289,7 @@ async fn a_task_pushed_from_the_board_goes_through_the_outbox_to_its_function() 
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
-    let handled = eventually("the pushed job to be Done", Duration::from_secs(15), || async {
-        app.journal_row(&pushed_id).await.filter(|row| row["status"] == "Done")
-    })
-    .await;
+    let handled = app.job_in_status(&pushed_id, "Done").await;
     assert_eq!(handled["function"], "on_order_completed", "{handled}");
     let notified: i64 = sqlx::query_scalar("select count(*) from notifications where order_id = $1")
         .bind(id)
