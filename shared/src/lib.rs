@@ -1,6 +1,7 @@
 //! What every orderflow function needs: configuration, telemetry, the order domain, events,
 //! the database and the messaging layer.
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -10,6 +11,7 @@ pub mod journal;
 pub mod messaging;
 pub mod metrics;
 pub mod payments;
+pub mod shutdown;
 pub mod telemetry;
 
 pub use config::Config;

@@ -21,8 +21,8 @@ use tower::{Layer, Service};
 use super::{JobStatus, Journal, JournalEntry};
 use crate::{
     events::{Event, OrderCompleted, OrderCreated, OrderExpired},
-    messaging::ShutdownInterrupted,
     metrics::{FunctionLabels, Metrics},
+    shutdown::ShutdownInterrupted,
 };
 
 /// What the journal records about a job's arguments.

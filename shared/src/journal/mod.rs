@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use layer::{JournalArgs, JournalLayer, JournalService};
 pub use workers::{LiveWorker, WorkerHeartbeats};
 
-use crate::{messaging::reconnect_backoff, metrics::Metrics};
+use crate::{backoff::reconnect_backoff, metrics::Metrics};
 
 /// A job's status in the journal (the board's vocabulary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -47,10 +47,10 @@ use apalis_core::{
 use futures::{FutureExt, Sink, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use serde::de::DeserializeOwned;
 
-use super::shutdown_guard::ShutdownInterrupted;
 use crate::{
     journal::{JobStatus, Journal, JournalEntry},
     metrics::{FunctionLabels, Metrics},
+    shutdown::ShutdownInterrupted,
 };
 
 /// Where an [`EventBackend`] reports the messages it dead-letters itself (undecodable ones,

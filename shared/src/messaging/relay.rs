@@ -19,8 +19,9 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Publisher, publisher::OutgoingMessage, reconnect_backoff};
+use super::{Publisher, publisher::OutgoingMessage};
 use crate::{
+    backoff::reconnect_backoff,
     db::outbox,
     events::EventType,
     journal::{Journal, JournalEntry},

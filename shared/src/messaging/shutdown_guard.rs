@@ -17,11 +17,7 @@ use futures::{FutureExt, TryFutureExt, future::BoxFuture};
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
-/// A job (or its retry) cut short because the worker is shutting down: the ack layer requeues
-/// its message instead of dead-lettering it.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("interrupted by shutdown (the message is requeued)")]
-pub struct ShutdownInterrupted;
+use crate::shutdown::ShutdownInterrupted;
 
 /// See the module docs.
 #[derive(Debug, Clone)]

@@ -58,7 +58,7 @@ pub fn retry_policy(
 /// down as the attempt fails; a job that is sleeping in its backoff when shutdown starts
 /// sleeps on (up to `base × 2^retries`), and the process waits for it until
 /// `SHUTDOWN_TIMEOUT_SECS` runs out. Cut short, the retry reaches [`super::ShutdownGuardLayer`],
-/// which fails it with [`super::ShutdownInterrupted`] so that the message is requeued.
+/// which fails it with [`crate::shutdown::ShutdownInterrupted`] so that the message is requeued.
 #[derive(Debug, Clone)]
 pub struct InterruptibleRetry<P> {
     inner: P,

@@ -1,3 +1,5 @@
+//! The one backoff schedule of every reconnect and retry loop (broker, database, journal).
+
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
