@@ -8,7 +8,7 @@ use shared::{
     Config,
     clock::{Clock, SystemClock},
     db,
-    journal::{self, Journal, WorkerHeartbeats},
+    journal::{Journal, WorkerHeartbeats},
     messaging::{BrokerHealth, OutboxRelay, OutboxSignal, Publisher, RelaySettings, Topology},
     metrics::Metrics,
     payments::{PaymentGateway, PaymentSimulator},
@@ -180,7 +180,7 @@ impl Application {
         let stop_relay = CancellationToken::new();
         let (journal, journal_writer) = Journal::new(pool.clone(), state.metrics.clone());
         let journal_writer = tokio::spawn(journal_writer.run(stop_relay.clone()));
-        tokio::spawn(journal::prune(
+        tokio::spawn(shared::retention::prune(
             pool.clone(),
             Duration::from_secs(config.journal_retention_hours * 3600),
             Duration::from_secs(600),

@@ -6,7 +6,6 @@ use anyhow::Context;
 use shared::{
     Config, db,
     events::EventType,
-    journal,
     messaging::{DeadLetters, ReplaySelection, Topology},
 };
 
@@ -26,7 +25,7 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
             // The journal adds attempts and errors; without a database the list still prints.
             let ids: Vec<String> = letters.iter().filter_map(|l| l.message_id.clone()).collect();
             let summaries = match db::pool(&config.database_url, 1) {
-                Ok(pool) => journal::summaries(&pool, &ids).await.unwrap_or_default(),
+                Ok(pool) => db::journal::summaries(&pool, &ids).await.unwrap_or_default(),
                 Err(_) => Default::default(),
             };
             let mut out = std::io::stdout().lock();

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod messaging;
 pub mod metrics;
 pub mod payments;
+pub mod retention;
 pub mod shutdown;
 pub mod telemetry;
 

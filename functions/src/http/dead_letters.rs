@@ -6,7 +6,6 @@ use axum::{Extension, Json, extract::State};
 use serde::{Deserialize, Serialize};
 use shared::{
     events::EventType,
-    journal,
     messaging::{DeadLetter, DeadLetters, ReplaySelection},
 };
 
@@ -163,7 +162,7 @@ async fn connect(state: &AppState) -> Result<DeadLetters, ApiError> {
 
 async fn with_journal(state: &AppState, letters: Vec<DeadLetter>) -> Result<Vec<DeadLetterView>, ApiError> {
     let ids: Vec<String> = letters.iter().filter_map(|l| l.message_id.clone()).collect();
-    let summaries = journal::summaries(&state.pool, &ids).await?;
+    let summaries = shared::db::journal::summaries(&state.pool, &ids).await?;
     Ok(letters
         .into_iter()
         .map(|letter| {

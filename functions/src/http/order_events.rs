@@ -3,7 +3,7 @@
 //! notifications), so a person can see why an order is where it is.
 
 use axum::{Json, extract::State};
-use shared::journal::{self, TimelineEntry};
+use shared::db::timeline::{TimelineEntry, order_timeline};
 
 use super::{ApiError, ApiPath, AppState, ErrorBody, get_order::OrderPath};
 
@@ -27,7 +27,7 @@ pub async fn order_events(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<OrderPath>,
 ) -> Result<Json<Vec<TimelineEntry>>, ApiError> {
-    let timeline = journal::order_timeline(&state.pool, path.id).await?;
+    let timeline = order_timeline(&state.pool, path.id).await?;
     if timeline.is_empty() {
         return Err(ApiError::NotFound(format!("no order has id {}", path.id)));
     }

@@ -249,7 +249,8 @@ async fn finished_journal_entries_past_the_retention_are_pruned() {
     .await
     .unwrap();
 
-    let pruned = shared::journal::prune_once(&app.pool, chrono::Utc::now() - chrono::Duration::days(7)).await.unwrap();
+    let pruned =
+        shared::db::retention::prune_once(&app.pool, chrono::Utc::now() - chrono::Duration::days(7)).await.unwrap();
 
     let left: Vec<String> = sqlx::query_scalar("select message_id from job_journal order by message_id")
         .fetch_all(&app.pool)

@@ -33,7 +33,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::workers::HEARTBEAT_INTERVAL;
+use super::HEARTBEAT_INTERVAL;
 use crate::{
     events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
     messaging::OutboxSignal,

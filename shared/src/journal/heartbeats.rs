@@ -1,5 +1,5 @@
 //! Worker heartbeats: each process keeps a row per live worker fresh, so the board lists the
-//! workers that are actually consuming, per queue.
+//! workers that are actually consuming, per queue (the SQL is [`crate::db::workers`]).
 
 use std::{
     sync::{
@@ -11,6 +11,8 @@ use std::{
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+use crate::db::workers::{self, Heartbeat};
 
 /// A worker of this process.
 #[derive(Debug, Clone)]
@@ -55,32 +57,18 @@ impl WorkerHeartbeats {
                 () = stop.cancelled() => break,
             }
         }
-        if let Err(e) = sqlx::query!("delete from workers where process = $1", self.process).execute(&self.pool).await {
+        if let Err(e) = workers::remove_process(&self.pool, &self.process).await {
             tracing::debug!(error = %e, "could not remove worker heartbeats");
         }
     }
 
     async fn beat(&self) -> sqlx::Result<()> {
-        let live: Vec<&LiveWorker> = self.workers.iter().filter(|w| w.up.load(Ordering::Relaxed)).collect();
-        let names: Vec<String> = live.iter().map(|w| w.name.clone()).collect();
-        let queues: Vec<String> = live.iter().map(|w| w.queue.clone()).collect();
-        let functions: Vec<String> = live.iter().map(|w| w.function.clone()).collect();
-        let layers: Vec<String> = live.iter().map(|w| w.layers.clone()).collect();
-        sqlx::query!(
-            r#"
-            insert into workers (name, queue, function, process, layers)
-            select name, queue, function, $5, layers
-            from unnest($1::text[], $2::text[], $3::text[], $4::text[]) as w(name, queue, function, layers)
-            on conflict (name) do update set last_heartbeat = now(), queue = excluded.queue
-            "#,
-            &names,
-            &queues,
-            &functions,
-            &layers,
-            self.process
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let live: Vec<Heartbeat<'_>> = self
+            .workers
+            .iter()
+            .filter(|w| w.up.load(Ordering::Relaxed))
+            .map(|w| Heartbeat { name: &w.name, queue: &w.queue, function: &w.function, layers: &w.layers })
+            .collect();
+        workers::beat(&self.pool, &self.process, &live).await
     }
 }
