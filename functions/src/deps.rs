@@ -139,7 +139,7 @@ impl FunctionDeps {
             let mut backoff = shared::messaging::reconnect_backoff();
             loop {
                 tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(5))).await;
-                if sqlx::query("select 1").execute(&pool).await.is_ok() {
+                if db::ping(&pool).await.is_ok() {
                     break;
                 }
             }

@@ -93,6 +93,16 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32, patience: Dura
     Ok(pool)
 }
 
+/// Whether the database answers: one trivial round trip, for readiness checks and for waiting
+/// until PostgreSQL is back.
+///
+/// # Errors
+/// The database is unreachable.
+pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query("select 1").execute(pool).await?;
+    Ok(())
+}
+
 /// The name of the constraint a database error violated, if it is a constraint violation.
 /// Lets callers turn a named unique or foreign-key violation into a precise 4xx.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
