@@ -1,11 +1,12 @@
 //! PostgreSQL: connecting (creating the database if missing), migrations, and the queries,
 //! named by intent. All SQL lives under this module, parameterised, checked at compile time
 //! against the `.sqlx/` offline cache: one file per table or reader (`orders`, `outbox`,
-//! `journal`, `timeline`, `retention`, `workers`, ...).
+//! `journal`, `board`, `timeline`, `retention`, `workers`, ...).
 //!
 //! It is the lowest layer: it depends on `domain` alone and takes or returns plain rows, so
 //! the journal, messaging and the functions call it, never the other way.
 
+pub mod board;
 pub mod cron;
 pub mod journal;
 pub mod notifications;

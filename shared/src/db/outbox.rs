@@ -89,3 +89,51 @@ pub async fn backlog(pool: &PgPool) -> sqlx::Result<Backlog> {
     .fetch_one(pool)
     .await
 }
+
+/// A job pushed from the board: published like any event, and journaled as `Pending`.
+#[derive(Debug, Clone, Copy)]
+pub struct BoardPush<'a> {
+    /// The AMQP `message_id`, also the journal row's key.
+    pub message_id: Uuid,
+    /// The event type (decides the queue).
+    pub event_type: &'a str,
+    /// The order the event is about, if its payload names one.
+    pub order_id: Option<i64>,
+    /// The event's JSON.
+    pub payload: &'a str,
+    /// The queue the board shows the job under.
+    pub queue: &'a str,
+    /// The function that will run it.
+    pub function: &'a str,
+    /// Attempts the job may take.
+    pub max_attempts: i32,
+}
+
+/// Writes a board push's outbox row and its `Pending` journal row, in one statement (the
+/// correlation id is `board`). The caller wakes the relay.
+///
+/// # Errors
+/// Database errors, e.g. a payload that is not JSON or a message id already in the outbox.
+pub async fn insert_board_push(pool: &PgPool, push: &BoardPush<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"
+            with event as (
+                insert into outbox (message_id, event_type, order_id, payload, correlation_id)
+                values ($1, $2, $3, $4::text::json, 'board')
+            )
+            insert into job_journal (message_id, queue, function, args, status, max_attempts, order_id, correlation_id)
+            values ($1::uuid::text, $5, $6, $4::text::jsonb, 'Pending', $7, $3, 'board')
+            on conflict (message_id) do nothing
+            "#,
+        push.message_id,
+        push.event_type,
+        push.order_id,
+        push.payload,
+        push.queue,
+        push.function,
+        push.max_attempts,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -43,6 +43,17 @@ pub async fn find_credentials_by_email(pool: &PgPool, email: &str) -> sqlx::Resu
     .await
 }
 
+/// The password hash of the admin with this e-mail (case-insensitive), if there is one: the
+/// board's basic authentication admits admins only.
+///
+/// # Errors
+/// Database errors.
+pub async fn admin_password_hash(pool: &PgPool, email: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("select password_hash from users where lower(email) = lower($1) and is_admin", email)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Every user, by id.
 ///
 /// # Errors

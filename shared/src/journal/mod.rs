@@ -6,14 +6,13 @@
 //!   folds them per message and writes each batch with one statement: the job path never waits
 //!   for the journal, and under load many jobs share a round trip.
 //! - The outbox relay reports the messages it publishes as `Pending` ([`JournalEntry::Queued`]),
-//!   so queued jobs show too; [`board::JournalBackend`] exposes the table to apalis-board.
+//!   so queued jobs show too; the board (in the `orderflow` crate) reads the table.
 //! - [`WorkerHeartbeats`] keeps a row per live worker, for the board's worker list.
 //! - The SQL is in [`crate::db::journal`] (rows written in `message_id` order, so writers in
 //!   several processes never deadlock); pruning old rows is [`crate::retention`].
 //! - The journal is observability, not state: a full channel drops entries (counted in
 //!   `orderflow_journal_dropped_total`) rather than slowing jobs down.
 
-pub mod board;
 mod heartbeats;
 mod layer;
 mod writer;

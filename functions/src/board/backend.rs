@@ -1,17 +1,13 @@
 //! `JournalBackend<Args>`: the job journal as an apalis backend, so apalis-board can list and
 //! show every job. apalis-board only lists backends implementing apalis-core's `Metrics`,
 //! `ListWorkers`, `ListQueues`, `ListTasks`, `ListAllTasks`, `FetchById` and `TaskSink`; the
-//! AMQP backend implements none, so the board reads the journal instead. It is never given to a
-//! worker: the workers consume RabbitMQ and write the journal.
-//!
-//! DESIGN.md asks to let apalis-sql convert journal rows (`TaskRow`) into tasks, but
-//! apalis-sql 1.0.0-rc.9 does not compile against apalis-core 1.0.0 (it targets the
-//! pre-1.0 three-parameter `Task`), so the conversion is [`JournalRow::into_task`].
+//! AMQP backend implements none, so the board reads the journal instead (through
+//! `shared::db::board`). It is never given to a worker: the workers consume RabbitMQ and write
+//! the journal. A push from the board goes through the outbox, like any event.
 
 use std::{
     marker::PhantomData,
     pin::Pin,
-    str::FromStr,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -19,62 +15,30 @@ use std::{
 use apalis_core::{
     backend::{
         Backend, BackendConfig, FetchById, Filter, ListAllTasks, ListQueues, ListTasks, ListWorkers, Metrics,
-        QueueInfo, RunningWorker, StatType, Statistic, TaskSink, TaskSinkError, WireFormatBackend, codec::Codec,
-        queue::Queue,
+        QueueInfo, RunningWorker, StatType, Statistic, TaskSink, TaskSinkError, WireFormatBackend,
     },
     layers::Identity,
-    task::{ExecutionContext, Task, builder::TaskBuilder, metadata::MetadataStore, status::Status, task_id::TaskId},
+    task::{Task, task_id::TaskId},
     worker::context::WorkerContext,
 };
-use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
+use shared::{
+    db::{
+        self,
+        outbox::{BoardPush, insert_board_push},
+    },
+    journal::HEARTBEAT_INTERVAL,
+    messaging::OutboxSignal,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::HEARTBEAT_INTERVAL;
-use crate::{
-    events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
-    messaging::OutboxSignal,
+use super::{
+    args::BoardArgs,
+    task::{JsonValueCodec, into_task, unix},
 };
-
-/// The arguments of a queue the board shows, and what a push from the board enqueues.
-pub trait BoardArgs: Serialize + DeserializeOwned + Send + 'static {
-    /// The event a pushed job is published as; `None` where pushing makes no sense (cron).
-    const EVENT: Option<EventType>;
-    /// Whether the board shows a finished job's result among its arguments (as `outcome`).
-    /// The UI has no other place for it; events keep their arguments exactly as sent.
-    const OUTCOME_IN_ARGS: bool = false;
-}
-
-impl BoardArgs for OrderCreated {
-    const EVENT: Option<EventType> = Some(EventType::OrderCreated);
-}
-
-impl BoardArgs for OrderCompleted {
-    const EVENT: Option<EventType> = Some(EventType::OrderCompleted);
-}
-
-impl BoardArgs for OrderExpired {
-    const EVENT: Option<EventType> = Some(EventType::OrderExpired);
-}
-
-/// The arguments of an `expire_orders` run, as journaled, with its outcome once finished.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExpiryRun {
-    /// The tick the run was scheduled for.
-    pub scheduled_at: Option<DateTime<Utc>>,
-    /// What the run did ("3 orders expired", or a skip).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-}
-
-impl BoardArgs for ExpiryRun {
-    const EVENT: Option<EventType> = None;
-    const OUTCOME_IN_ARGS: bool = true;
-}
+use crate::registry::Function;
 
 /// Why the board could not be answered.
 #[derive(Debug, thiserror::Error)]
@@ -91,23 +55,6 @@ pub enum JournalError {
     /// The operation makes no sense for this queue.
     #[error("{0}")]
     Unsupported(&'static str),
-}
-
-/// The board's codec: `Args` to and from the journal's JSON.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsonValueCodec;
-
-impl<T: Serialize + DeserializeOwned> Codec<T> for JsonValueCodec {
-    type Error = serde_json::Error;
-    type Compact = Value;
-
-    fn encode(&self, value: &T) -> Result<Value, serde_json::Error> {
-        serde_json::to_value(value)
-    }
-
-    fn decode(&self, value: &Value) -> Result<T, serde_json::Error> {
-        T::deserialize(value)
-    }
 }
 
 /// A `BackendConfig::Kind` of our own, so our `TaskSink` stays clear of apalis-core's blanket
@@ -128,6 +75,7 @@ pub struct JournalConfig {
 pub struct JournalBackend<Args> {
     pool: PgPool,
     outbox: OutboxSignal,
+    function: Function,
     config: JournalConfig,
     codec: JsonValueCodec,
     _args: PhantomData<fn() -> Args>,
@@ -138,6 +86,7 @@ impl<Args> Clone for JournalBackend<Args> {
         JournalBackend {
             pool: self.pool.clone(),
             outbox: self.outbox.clone(),
+            function: self.function,
             config: self.config.clone(),
             codec: self.codec,
             _args: PhantomData,
@@ -152,12 +101,19 @@ impl<Args> std::fmt::Debug for JournalBackend<Args> {
 }
 
 impl<Args> JournalBackend<Args> {
-    /// The journal of `queue`; `all_queues` lists every queue on the board. A push writes an
-    /// outbox row and wakes the relay through `outbox`.
-    pub fn new(pool: PgPool, outbox: OutboxSignal, queue: impl Into<String>, all_queues: Arc<Vec<String>>) -> Self {
+    /// The journal of `function`'s `queue`; `all_queues` lists every queue on the board. A push
+    /// writes an outbox row and wakes the relay through `outbox`.
+    pub fn new(
+        pool: PgPool,
+        outbox: OutboxSignal,
+        function: Function,
+        queue: impl Into<String>,
+        all_queues: Arc<Vec<String>>,
+    ) -> Self {
         JournalBackend {
             pool,
             outbox,
+            function,
             config: JournalConfig { queue: queue.into(), all_queues },
             codec: JsonValueCodec,
             _args: PhantomData,
@@ -207,90 +163,6 @@ impl<Args> WireFormatBackend for JournalBackend<Args> {
     }
 }
 
-/// A journal row as the board reads it.
-#[derive(Debug)]
-struct JournalRow {
-    message_id: String,
-    queue: String,
-    function: String,
-    args: Value,
-    status: String,
-    attempts: i32,
-    max_attempts: i32,
-    last_error: Option<String>,
-    result: Option<String>,
-    enqueued_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-    worker: Option<String>,
-    order_id: Option<i64>,
-    correlation_id: Option<String>,
-}
-
-fn unix(t: DateTime<Utc>) -> u64 {
-    u64::try_from(t.timestamp()).unwrap_or_default()
-}
-
-impl JournalRow {
-    /// The task the board displays: timings as run/lock/done times, the worker as `lock_by`,
-    /// and the last error (or result) as the task's run result, which is what its page shows.
-    fn into_task(mut self, outcome_in_args: bool) -> Result<Task<Value>, JournalError> {
-        if outcome_in_args && let (Some(result), Some(args)) = (&self.result, self.args.as_object_mut()) {
-            args.insert("outcome".into(), Value::String(result.clone()));
-        }
-        let status = Status::from_str(&self.status).map_err(|e| JournalError::BadRow(e.to_string()))?;
-        let mut metadata = MetadataStore::new();
-        let _ = metadata.insert("function", self.function);
-        if let Some(order_id) = self.order_id {
-            let _ = metadata.insert("order_id", order_id.to_string());
-        }
-        if let Some(correlation_id) = self.correlation_id {
-            let _ = metadata.insert("correlation_id", correlation_id);
-        }
-        if let Some(result) = &self.result {
-            let _ = metadata.insert("result", result.clone());
-        }
-        // The task page shows a run's result; only errors are worth it: a run's Ok value is raw
-        // bytes in apalis-core (`Run<Vec<u8>>`), which the UI prints as a list of numbers. A
-        // successful job's result line stays in the journal, the API and the order timeline.
-        let outcome = match (&self.last_error, &status) {
-            (Some(error), Status::Failed | Status::Killed | Status::Pending | Status::Running) => {
-                Some(serde_json::json!({ "Err": error }))
-            }
-            _ => None,
-        };
-        let task = TaskBuilder::new(self.args)
-            .task_id(TaskId::from_string(&self.message_id))
-            .attempt(usize::try_from(self.attempts).unwrap_or_default())
-            .status(status.clone())
-            .max_attempts(usize::try_from(self.max_attempts).unwrap_or_default())
-            .queue(Queue::from(self.queue))
-            .run_at_timestamp(unix(self.enqueued_at))
-            .lock_at(self.started_at.map(unix))
-            .lock_by(self.worker.clone())
-            .done_at(self.finished_at.map(unix))
-            .with_metadata(metadata)
-            .build();
-        let Some(outcome) = outcome else { return Ok(task) };
-        // `runs` has no builder setter; it is set through the context's serde form.
-        let (args, context) = task.take();
-        let mut context = serde_json::to_value(context.as_ref())?;
-        context["runs"] = serde_json::json!([{
-            "result": {
-                "task_id": self.message_id,
-                "attempt": self.attempts,
-                "status": status.to_string(),
-                "result": outcome,
-            },
-            "lock_at": self.started_at.map_or(0, |t| t.timestamp()),
-            "lock_by": self.worker.unwrap_or_default(),
-            "done_at": self.finished_at.map(|t| t.timestamp()),
-        }]);
-        let context: ExecutionContext = serde_json::from_value(context)?;
-        Ok(Task::new_with_ctx(args, Arc::new(context)))
-    }
-}
-
 /// `Filter::offset` multiplies in u32 and overflows on `page=0`; this saturates instead.
 fn limit_offset(filter: &Filter) -> (i64, i64) {
     let limit = i64::from(filter.page_size.unwrap_or(10).clamp(1, 500));
@@ -302,45 +174,13 @@ impl<Args: BoardArgs> JournalBackend<Args> {
     async fn tasks(&self, queue: Option<&str>, filter: &Filter) -> Result<Vec<Task<Value>>, JournalError> {
         let (limit, offset) = limit_offset(filter);
         let status = filter.status.as_ref().map(ToString::to_string);
-        let rows = sqlx::query_as!(
-            JournalRow,
-            r#"
-            select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id
-            from job_journal
-            where ($1::text is null or queue = $1) and ($2::text is null or status = $2)
-            order by enqueued_at desc, message_id
-            limit $3 offset $4
-            "#,
-            queue,
-            status,
-            limit,
-            offset
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(|row| row.into_task(Args::OUTCOME_IN_ARGS)).collect()
+        let rows = db::board::jobs(&self.pool, queue, status.as_deref(), limit, offset).await?;
+        rows.into_iter().map(|row| into_task(row, Args::OUTCOME_IN_ARGS)).collect()
     }
 
     /// Statistic titles are the keys the board's UI translates and paginates by.
     async fn stats(&self, queue: Option<&str>) -> Result<Vec<Statistic>, JournalError> {
-        let row = sqlx::query!(
-            r#"
-            select count(*) as "total!",
-                   count(*) filter (where status = 'Pending') as "pending!",
-                   count(*) filter (where status = 'Running') as "running!",
-                   count(*) filter (where status = 'Done') as "done!",
-                   count(*) filter (where status = 'Failed') as "failed!",
-                   count(*) filter (where status = 'Killed') as "killed!",
-                   extract(epoch from max(enqueued_at))::bigint as most_recent,
-                   extract(epoch from min(enqueued_at) filter (where status = 'Pending'))::bigint as oldest_pending
-            from job_journal
-            where ($1::text is null or queue = $1)
-            "#,
-            queue
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let row = db::board::job_counts(&self.pool, queue).await?;
         let finished = row.done + row.failed + row.killed;
         #[expect(clippy::cast_precision_loss, reason = "a percentage for display")]
         let success = if finished == 0 { 0.0 } else { row.done as f64 * 100.0 / finished as f64 };
@@ -381,18 +221,7 @@ impl<Args: BoardArgs> JournalBackend<Args> {
 
     async fn workers(&self, queue: Option<&str>) -> Result<Vec<RunningWorker>, JournalError> {
         let silent_for = chrono::Duration::from_std(HEARTBEAT_INTERVAL * 3).unwrap_or_default();
-        let rows = sqlx::query!(
-            r#"
-            select name, queue, started_at, last_heartbeat, layers
-            from workers
-            where ($1::text is null or queue = $1) and last_heartbeat > now() - $2::interval
-            order by queue, name
-            "#,
-            queue,
-            silent_for as _
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = db::board::live_workers(&self.pool, queue, silent_for).await?;
         Ok(rows
             .into_iter()
             .map(|w| RunningWorker {
@@ -421,20 +250,8 @@ impl<Args: BoardArgs> ListAllTasks for JournalBackend<Args> {
 
 impl<Args: BoardArgs> FetchById for JournalBackend<Args> {
     async fn fetch_by_id(&mut self, task_id: &TaskId) -> Result<Option<Task<Value>>, JournalError> {
-        let row = sqlx::query_as!(
-            JournalRow,
-            r#"
-            select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id
-            from job_journal
-            where message_id = $1 and queue = $2
-            "#,
-            task_id.to_string(),
-            self.config.queue
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| row.into_task(Args::OUTCOME_IN_ARGS)).transpose()
+        let row = db::board::job(&self.pool, &task_id.to_string(), &self.config.queue).await?;
+        row.map(|row| into_task(row, Args::OUTCOME_IN_ARGS)).transpose()
     }
 }
 
@@ -461,7 +278,7 @@ impl<Args: BoardArgs> ListWorkers for JournalBackend<Args> {
 impl<Args: BoardArgs> ListQueues for JournalBackend<Args> {
     async fn list_queues(&self) -> Result<Vec<QueueInfo>, JournalError> {
         let mut queues: Vec<String> = self.config.all_queues.as_ref().clone();
-        let journaled = sqlx::query_scalar!("select distinct queue from job_journal").fetch_all(&self.pool).await?;
+        let journaled = db::board::journaled_queues(&self.pool).await?;
         for queue in journaled {
             if !queues.contains(&queue) {
                 queues.push(queue);
@@ -469,18 +286,7 @@ impl<Args: BoardArgs> ListQueues for JournalBackend<Args> {
         }
         let mut infos = Vec::with_capacity(queues.len());
         for name in queues {
-            let activity = sqlx::query_scalar!(
-                r#"
-                select count(j.message_id) as "jobs!"
-                from generate_series(current_date - 6, current_date, interval '1 day') as d(day)
-                left join job_journal j on j.queue = $1 and j.enqueued_at::date = d.day::date
-                group by d.day
-                order by d.day
-                "#,
-                name
-            )
-            .fetch_all(&self.pool)
-            .await?;
+            let activity = db::board::daily_jobs(&self.pool, &name).await?;
             infos.push(QueueInfo {
                 stats: self.stats(Some(&name)).await?,
                 workers: self.workers(Some(&name)).await?.into_iter().map(|w| w.id).collect(),
@@ -496,7 +302,7 @@ impl<Args: BoardArgs> JournalBackend<Args> {
     /// A push from the board: an outbox row (the relay publishes it, like any event) and its
     /// Pending journal row, in one transaction.
     async fn enqueue(&self, task: Task<Args>) -> Result<(), TaskSinkError<JournalError>> {
-        let Some(event) = Args::EVENT else {
+        let Some(event) = self.function.trigger() else {
             return Err(TaskSinkError::PushError(JournalError::Unsupported("cron runs are scheduled, not pushed")));
         };
         let payload = serde_json::to_string(&task.args).map_err(|e| TaskSinkError::CodecError(e.into()))?;
@@ -504,27 +310,16 @@ impl<Args: BoardArgs> JournalBackend<Args> {
             task.task_id().and_then(|id| Uuid::parse_str(&id.to_string()).ok()).unwrap_or_else(Uuid::now_v7);
         let order_id =
             serde_json::from_str::<Value>(&payload).ok().and_then(|v| v.get("orderId").and_then(Value::as_i64));
-        sqlx::query!(
-            r#"
-            with event as (
-                insert into outbox (message_id, event_type, order_id, payload, correlation_id)
-                values ($1, $2, $3, $4::text::json, 'board')
-            )
-            insert into job_journal (message_id, queue, function, args, status, max_attempts, order_id, correlation_id)
-            values ($1::uuid::text, $5, $6, $4::text::jsonb, 'Pending', $7, $3, 'board')
-            on conflict (message_id) do nothing
-            "#,
+        let push = BoardPush {
             message_id,
-            event.as_str(),
+            event_type: event.as_str(),
             order_id,
-            payload,
-            self.config.queue,
-            event.function(),
-            i32::try_from(task.max_attempts().unwrap_or(1)).unwrap_or(1),
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(|e| TaskSinkError::PushError(e.into()))?;
+            payload: &payload,
+            queue: &self.config.queue,
+            function: self.function.name(),
+            max_attempts: i32::try_from(task.max_attempts().unwrap_or(1)).unwrap_or(1),
+        };
+        insert_board_push(&self.pool, &push).await.map_err(|e| TaskSinkError::PushError(e.into()))?;
         self.outbox.notify();
         Ok(())
     }

@@ -1,0 +1,92 @@
+//! The job board: apalis-board's UI and API over the job journal, on `BOARD_ADDR`, behind HTTP
+//! basic authentication with an admin's credentials (the seeded `admin@example.com`).
+//!
+//! The UI is a prebuilt WASM app that expects to own `/` of its origin with its API at
+//! `/api/v1`, hence its own listener. Its live log stream (`/api/v1/events`) carries the events
+//! logged inside job spans, at debug level, through [`board_log_layer`].
+//!
+//! This file builds the router and the log layer. The backend apalis-board reads is
+//! [`backend::JournalBackend`], one per queue, over the journal (its SQL is
+//! `shared::db::board`); [`task`] turns journal rows into board tasks, [`args`] names each
+//! queue's argument type, [`auth`] checks the credentials.
+
+mod args;
+mod auth;
+mod backend;
+mod task;
+
+use std::sync::{Arc, Mutex};
+
+use apalis_board::axum::{
+    framework::{ApiBuilder, RegisterRoute},
+    sse::{TracingBroadcaster, TracingSubscriber},
+    ui::ServeUI,
+};
+use axum::{Extension, Router, middleware};
+use shared::{
+    events::{OrderCompleted, OrderCreated, OrderExpired},
+    messaging::{OutboxSignal, Topology},
+    telemetry::{BoxedLayer, layer_filter},
+};
+use sqlx::PgPool;
+use tracing_subscriber::Layer;
+
+use self::{
+    args::ExpiryRun,
+    auth::{BoardAuth, require_admin},
+    backend::JournalBackend,
+};
+use crate::registry::{Function, board_queue};
+
+/// The board's live log stream.
+pub type LogBroadcaster = Arc<Mutex<TracingBroadcaster>>;
+
+/// A tracing layer feeding the board's live log stream: job events down to debug, including
+/// apalis's `task` span (created at debug), which the stream needs to attribute events to jobs.
+///
+/// # Errors
+/// Never in practice: the filter is a constant.
+pub fn board_log_layer(broadcaster: &LogBroadcaster) -> anyhow::Result<BoxedLayer> {
+    Ok(TracingSubscriber::new(broadcaster)
+        .layer()
+        .with_filter(layer_filter("info,apalis=debug,orderflow=debug,shared=debug,sqlx=warn,lapin=warn")?)
+        .boxed())
+}
+
+/// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
+pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcaster: LogBroadcaster) -> Router {
+    let queues: Arc<Vec<String>> = Arc::new(Function::ALL.iter().map(|f| board_queue(*f, topology)).collect());
+    let backends = Backends { pool: &pool, outbox, topology, queues: &queues };
+    // The first registration also answers the board's global routes; the journal backend
+    // covers every queue there.
+    let api = ApiBuilder::new(Router::new());
+    let api = backends.register::<OrderCreated>(api, Function::OnOrderCreated);
+    let api = backends.register::<OrderCompleted>(api, Function::OnOrderCompleted);
+    let api = backends.register::<OrderExpired>(api, Function::OnOrderExpired);
+    let api = backends.register::<ExpiryRun>(api, Function::ExpireOrders);
+    Router::new()
+        .nest("/api/v1", api.build().layer(Extension(broadcaster)))
+        .fallback_service(ServeUI::new())
+        .layer(middleware::from_fn_with_state(BoardAuth::new(pool), require_admin))
+}
+
+/// What every queue's journal backend is built from.
+struct Backends<'a> {
+    pool: &'a PgPool,
+    outbox: &'a OutboxSignal,
+    topology: &'a Topology,
+    queues: &'a Arc<Vec<String>>,
+}
+
+impl Backends<'_> {
+    /// Registers the routes of `function`'s queue, whose jobs take `Args`.
+    fn register<Args>(&self, api: ApiBuilder<Router>, function: Function) -> ApiBuilder<Router>
+    where
+        ApiBuilder<Router>: RegisterRoute<JournalBackend<Args>, Args>,
+    {
+        let queue = board_queue(function, self.topology);
+        let backend =
+            JournalBackend::new(self.pool.clone(), self.outbox.clone(), function, queue.clone(), self.queues.clone());
+        RegisterRoute::<_, Args>::register(api, &queue, backend)
+    }
+}

@@ -1,0 +1,205 @@
+//! What the job board reads (DESIGN.md section 7): journal rows as its task list and task page,
+//! counts per status for its statistics, the queues and their daily activity, and the live
+//! workers. Its one write, a push from the board, is [`super::outbox::insert_board_push`].
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// A journal row as the board shows it.
+#[derive(Debug)]
+pub struct JobRow {
+    /// The message (or cron run) id.
+    pub message_id: String,
+    /// The queue (or `expire_orders` for the cron).
+    pub queue: String,
+    /// The function.
+    pub function: String,
+    /// The arguments.
+    pub args: Value,
+    /// The status (`Pending`, `Running`, `Done`, `Failed`, `Killed`).
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Attempts the job may take.
+    pub max_attempts: i32,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// What a successful attempt did.
+    pub result: Option<String>,
+    /// When the message was published.
+    pub enqueued_at: DateTime<Utc>,
+    /// When the latest attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the latest attempt ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The worker of the latest attempt.
+    pub worker: Option<String>,
+    /// The order concerned, if any.
+    pub order_id: Option<i64>,
+    /// The request that started the chain.
+    pub correlation_id: Option<String>,
+}
+
+/// One page of jobs, newest first, of one queue and one status, or of all.
+///
+/// # Errors
+/// Database errors.
+pub async fn jobs(
+    pool: &PgPool,
+    queue: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        r#"
+            select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
+                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id
+            from job_journal
+            where ($1::text is null or queue = $1) and ($2::text is null or status = $2)
+            order by enqueued_at desc, message_id
+            limit $3 offset $4
+            "#,
+        queue,
+        status,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// One job of `queue`.
+///
+/// # Errors
+/// Database errors.
+pub async fn job(pool: &PgPool, message_id: &str, queue: &str) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        r#"
+            select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
+                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id
+            from job_journal
+            where message_id = $1 and queue = $2
+            "#,
+        message_id,
+        queue
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// How many jobs there are in each status, and when the latest and the oldest pending were
+/// published (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Every job.
+    pub total: i64,
+    /// Queued, not started.
+    pub pending: i64,
+    /// Under way.
+    pub running: i64,
+    /// Succeeded.
+    pub done: i64,
+    /// Failed, a retry follows.
+    pub failed: i64,
+    /// Dead-lettered.
+    pub killed: i64,
+    /// When the latest job was published.
+    pub most_recent: Option<i64>,
+    /// When the oldest pending job was published.
+    pub oldest_pending: Option<i64>,
+}
+
+/// The counts of one queue, or of all.
+///
+/// # Errors
+/// Database errors.
+pub async fn job_counts(pool: &PgPool, queue: Option<&str>) -> sqlx::Result<JobCounts> {
+    sqlx::query_as!(
+        JobCounts,
+        r#"
+            select count(*) as "total!",
+                   count(*) filter (where status = 'Pending') as "pending!",
+                   count(*) filter (where status = 'Running') as "running!",
+                   count(*) filter (where status = 'Done') as "done!",
+                   count(*) filter (where status = 'Failed') as "failed!",
+                   count(*) filter (where status = 'Killed') as "killed!",
+                   extract(epoch from max(enqueued_at))::bigint as most_recent,
+                   extract(epoch from min(enqueued_at) filter (where status = 'Pending'))::bigint as oldest_pending
+            from job_journal
+            where ($1::text is null or queue = $1)
+            "#,
+        queue
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// The queues that have jobs in the journal.
+///
+/// # Errors
+/// Database errors.
+pub async fn journaled_queues(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!("select distinct queue from job_journal").fetch_all(pool).await
+}
+
+/// Jobs published to `queue` on each of the last seven days, oldest day first.
+///
+/// # Errors
+/// Database errors.
+pub async fn daily_jobs(pool: &PgPool, queue: &str) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar!(
+        r#"
+                select count(j.message_id) as "jobs!"
+                from generate_series(current_date - 6, current_date, interval '1 day') as d(day)
+                left join job_journal j on j.queue = $1 and j.enqueued_at::date = d.day::date
+                group by d.day
+                order by d.day
+                "#,
+        queue
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// A worker as the board lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRow {
+    /// Its unique name.
+    pub name: String,
+    /// The queue it consumes.
+    pub queue: String,
+    /// When its process registered it.
+    pub started_at: DateTime<Utc>,
+    /// Its latest heartbeat.
+    pub last_heartbeat: DateTime<Utc>,
+    /// Its middleware.
+    pub layers: String,
+}
+
+/// The workers of one queue, or of all, that sent a heartbeat within `silent_for`.
+///
+/// # Errors
+/// Database errors.
+pub async fn live_workers(
+    pool: &PgPool,
+    queue: Option<&str>,
+    silent_for: chrono::Duration,
+) -> sqlx::Result<Vec<WorkerRow>> {
+    sqlx::query_as!(
+        WorkerRow,
+        r#"
+            select name, queue, started_at, last_heartbeat, layers
+            from workers
+            where ($1::text is null or queue = $1) and last_heartbeat > now() - $2::interval
+            order by queue, name
+            "#,
+        queue,
+        silent_for as _
+    )
+    .fetch_all(pool)
+    .await
+}
