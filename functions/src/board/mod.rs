@@ -5,10 +5,10 @@
 //! `/api/v1`, hence its own listener. Its live log stream (`/api/v1/events`) carries the events
 //! logged inside job spans, at debug level, through [`board_log_layer`].
 //!
-//! This file builds the router and the log layer. The backend apalis-board reads is
-//! [`backend::JournalBackend`], one per queue, over the journal (its SQL is
-//! `shared::db::board`); [`task`] turns journal rows into board tasks, [`args`] names each
-//! queue's argument type, [`auth`] checks the credentials.
+//! This file builds the router and the log layer. Beside it: `backend.rs`, the backend
+//! apalis-board reads (one per queue, over the journal, its SQL in `shared::db::board`);
+//! `task.rs`, from journal rows to board tasks; `args.rs`, each queue's argument type;
+//! `auth.rs`, the credentials check.
 
 mod args;
 mod auth;
