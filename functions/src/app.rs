@@ -241,7 +241,7 @@ impl Application {
                 max_attempts: i32::try_from(config.max_retries + 1).unwrap_or(i32::MAX),
             },
         )
-        .journaling_to(journal.clone());
+        .journaling_to(journal.clone(), |event| Function::consuming(event).name());
         let relay = tokio::spawn(supervised("outbox relay", stop.clone(), {
             let stop_relay = stop_relay.clone();
             async move {

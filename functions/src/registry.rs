@@ -70,6 +70,14 @@ impl Function {
             Function::ExpireOrders => None,
         }
     }
+
+    /// The function whose queue `event` travels on: the one it triggers.
+    ///
+    /// # Panics
+    /// Never: every event triggers a function (the tests check it).
+    pub fn consuming(event: EventType) -> Function {
+        Function::ALL.into_iter().find(|f| f.trigger() == Some(event)).expect("every event triggers a function")
+    }
 }
 
 /// How the workers are set up.
@@ -224,4 +232,17 @@ fn live_worker(function: Function, name: &str, queue: &str, up: Arc<AtomicBool>)
 
 fn worker_name(function: Function, settings: &WorkerSettings) -> String {
     format!("{}@{}", function.name(), settings.process_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_triggers_exactly_one_function() {
+        for event in EventType::ALL {
+            let consumers: Vec<_> = Function::ALL.into_iter().filter(|f| f.trigger() == Some(event)).collect();
+            assert_eq!(consumers, [Function::consuming(event)], "{event}");
+        }
+    }
 }

@@ -73,6 +73,10 @@ impl EventType {
     }
 
     /// The function that consumes this event's queue.
+    ///
+    /// Only the board backend (`journal/board.rs`) still asks here. It is on its way out of this
+    /// crate, beside the board in `orderflow`, where `registry::Function::consuming` answers;
+    /// then this goes, and `shared` names no function.
     pub fn function(self) -> &'static str {
         match self {
             EventType::OrderCreated => "on_order_created",
