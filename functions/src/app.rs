@@ -5,18 +5,16 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use shared::{
-    Config,
-    clock::{Clock, SystemClock},
-    db,
+    Config, db,
     journal::{self, Journal, WorkerHeartbeats},
     messaging::{BrokerHealth, OutboxRelay, OutboxSignal, Publisher, RelaySettings, Topology},
     metrics::Metrics,
-    payments::{PaymentGateway, PaymentSimulator},
 };
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+pub use crate::deps::Externals;
 use crate::{
     board::{self, LogBroadcaster},
     deps::FunctionDeps,
@@ -42,25 +40,6 @@ impl Role {
             Role::All => &Function::ALL,
             Role::Api => &[],
             Role::Worker(functions) => functions,
-        }
-    }
-}
-
-/// What tests and benchmarks may replace: the payment outcome and the clock.
-#[derive(Clone)]
-pub struct Externals {
-    /// Charges orders.
-    pub payments: Arc<dyn PaymentGateway>,
-    /// Tells the time.
-    pub clock: Arc<dyn Clock>,
-}
-
-impl Externals {
-    /// The production choices: the payment simulator at `PAYMENT_SUCCESS_RATE` and the system clock.
-    pub fn from_config(config: &Config) -> Self {
-        Externals {
-            payments: Arc::new(PaymentSimulator::new(config.payment_success_rate)),
-            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -187,14 +166,11 @@ impl Application {
             stop.clone(),
         ));
 
-        let deps = FunctionDeps::new(
+        let deps = FunctionDeps::from_config(
+            &config,
             pool.clone(),
-            config.db_max_connections,
-            externals.payments,
-            externals.clock,
+            externals,
             state.outbox.clone(),
-            config.payment_delay(),
-            Duration::from_secs(config.order_ttl_secs),
             stop.clone(),
             drain_budget(config.shutdown_timeout()),
         );
