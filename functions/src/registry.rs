@@ -15,6 +15,7 @@ use anyhow::Context;
 use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_cron::CronScheduler;
 use shared::{
+    Config,
     events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
     journal::{Journal, JournalLayer, LiveWorker},
     messaging::{
@@ -109,6 +110,29 @@ pub struct WorkerSettings {
 const LAYERS: &str = "retry, shutdown guard, journal, catch panic, tracing";
 
 impl WorkerSettings {
+    /// The settings `config` describes, for workers over `topology` that journal to `journal`
+    /// and may drain for `shutdown_timeout`.
+    pub fn from_config(
+        config: &Config,
+        topology: Topology,
+        shutdown_timeout: Duration,
+        journal: Journal,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        WorkerSettings {
+            amqp_url: config.amqp_url.clone(),
+            topology,
+            prefetch: config.worker_prefetch,
+            max_retries: config.max_retries,
+            retry_base: Duration::from_millis(config.retry_base_ms),
+            expiry_schedule: config.expiry_schedule.clone(),
+            shutdown_timeout,
+            process_name: process_name(),
+            journal,
+            metrics,
+        }
+    }
+
     fn journal_layer(&self, function: Function, queue: &str) -> JournalLayer {
         JournalLayer::new(self.journal.clone(), self.metrics.clone(), function.name(), queue, self.max_retries)
     }
@@ -232,6 +256,17 @@ fn live_worker(function: Function, name: &str, queue: &str, up: Arc<AtomicBool>)
 
 fn worker_name(function: Function, settings: &WorkerSettings) -> String {
     format!("{}@{}", function.name(), settings.process_name)
+}
+
+/// `<host>-<pid>`: tells the workers of several processes apart in logs, the journal and cron runs.
+fn process_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
 }
 
 #[cfg(test)]
