@@ -10,12 +10,37 @@ use std::{
 };
 
 use anyhow::anyhow;
-use shared::{clock::Clock, db, messaging::OutboxSignal, payments::PaymentGateway};
+use shared::{
+    Config,
+    clock::{Clock, SystemClock},
+    db,
+    messaging::OutboxSignal,
+    payments::{PaymentGateway, PaymentSimulator},
+};
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::FunctionError;
+
+/// What tests and benchmarks may replace: the payment outcome and the clock.
+#[derive(Clone)]
+pub struct Externals {
+    /// Charges orders.
+    pub payments: Arc<dyn PaymentGateway>,
+    /// Tells the time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Externals {
+    /// The production choices: the payment simulator at `PAYMENT_SUCCESS_RATE` and the system clock.
+    pub fn from_config(config: &Config) -> Self {
+        Externals {
+            payments: Arc::new(PaymentSimulator::new(config.payment_success_rate)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
 
 /// Dependencies of every job function.
 #[derive(Clone)]
@@ -65,32 +90,30 @@ impl std::fmt::Debug for FunctionDeps {
 }
 
 impl FunctionDeps {
-    /// Dependencies over `pool`, admitting as many concurrent database users as it has
-    /// connections.
-    #[expect(clippy::too_many_arguments, reason = "a constructor of plain fields")]
-    pub fn new(
+    /// The dependencies `config` describes (`PAYMENT_DELAY_MS`, `ORDER_TTL_SECS`), over `pool`,
+    /// admitting as many concurrent database users as `DB_MAX_CONNECTIONS`, with `externals`'
+    /// payments and clock. Jobs wake the relay through `outbox`, learn of shutdown from
+    /// `shutdown`, and may still take `drain_budget` once it starts.
+    pub fn from_config(
+        config: &Config,
         pool: PgPool,
-        max_connections: u32,
-        payments: Arc<dyn PaymentGateway>,
-        clock: Arc<dyn Clock>,
+        externals: Externals,
         outbox: OutboxSignal,
-        payment_delay: Duration,
-        order_ttl: Duration,
         shutdown: CancellationToken,
         drain_budget: Duration,
     ) -> Self {
         FunctionDeps {
             pool,
-            payments,
-            clock,
+            payments: externals.payments,
+            clock: externals.clock,
             outbox,
-            payment_delay,
-            order_ttl,
+            payment_delay: config.payment_delay(),
+            order_ttl: Duration::from_secs(config.order_ttl_secs),
             expiry_batch_size: 5_000,
             shutdown,
             drain_budget,
             db_gate: Arc::new(DbGate {
-                permits: Semaphore::new(max_connections.max(1) as usize),
+                permits: Semaphore::new(config.db_max_connections.max(1) as usize),
                 healthy: watch::Sender::new(true),
                 probing: AtomicBool::new(false),
             }),

@@ -2,14 +2,15 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use shared::{
     Config, db,
-    events::EventType,
-    messaging::{DeadLetters, ReplaySelection, Topology},
+    messaging::{DeadLetters, Topology},
 };
 
-use crate::cli::{DlqCommand, ReplayArgs};
+use crate::{
+    cli::{DlqCommand, ReplayArgs},
+    dead_letters::{self, event_of},
+};
 
 /// Runs a `dlq` subcommand, printing to standard output.
 ///
@@ -17,31 +18,28 @@ use crate::cli::{DlqCommand, ReplayArgs};
 /// An unknown queue name, or the broker is unreachable.
 pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
     let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
-    let dead_letters = DeadLetters::connect(&config.amqp_url, topology.clone()).await?;
+    let error_queues = DeadLetters::connect(&config.amqp_url, topology.clone()).await?;
     let outcome = match command {
         DlqCommand::List { queue, limit, json } => {
             let event = queue.as_deref().map(|q| event_of(&topology, q)).transpose()?;
-            let letters = dead_letters.list(event, limit).await?;
+            let letters = error_queues.list(event, limit).await?;
             // The journal adds attempts and errors; without a database the list still prints.
-            let ids: Vec<String> = letters.iter().filter_map(|l| l.message_id.clone()).collect();
             let summaries = match db::pool(&config.database_url, 1) {
-                Ok(pool) => db::journal::summaries(&pool, &ids).await.unwrap_or_default(),
+                Ok(pool) => dead_letters::summaries(&pool, &letters).await.unwrap_or_default(),
                 Err(_) => Default::default(),
             };
+            let letters = dead_letters::with_journal(letters, &summaries);
             let mut out = std::io::stdout().lock();
             if !json {
                 writeln!(out, "{:<38} {:<28} {:>8}  LAST ERROR", "MESSAGE ID", "QUEUE", "ATTEMPTS")?;
             }
-            for letter in &letters {
-                let summary = letter.message_id.as_ref().and_then(|id| summaries.get(id));
-                let attempts = summary.map_or_else(|| "-".into(), |s| s.attempts.to_string());
-                let error = summary
-                    .and_then(|s| s.last_error.clone())
-                    .or_else(|| letter.reason.clone())
-                    .unwrap_or_else(|| "-".into());
+            for journaled in &letters {
+                let letter = &journaled.letter;
+                let attempts = journaled.attempts.map_or_else(|| "-".into(), |a| a.to_string());
+                let error = journaled.last_error.as_deref().or(letter.reason.as_deref()).unwrap_or("-");
                 if json {
                     let line = serde_json::json!({
-                        "messageId": letter.message_id, "queue": letter.queue, "attempts": summary.map(|s| s.attempts),
+                        "messageId": letter.message_id, "queue": letter.queue, "attempts": journaled.attempts,
                         "lastError": error, "body": letter.body,
                     });
                     writeln!(out, "{line}")?;
@@ -57,33 +55,22 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
         }
         DlqCommand::Replay(ReplayArgs { id, all, queue }) => {
             let event = queue.as_deref().map(|q| event_of(&topology, q)).transpose()?;
-            let selection = match (id, all, event) {
-                (Some(message_id), _, event) => ReplaySelection::Id { message_id, event },
-                (None, true, Some(event)) => ReplaySelection::All(event),
-                _ => anyhow::bail!("give --id ID, or --queue QUEUE --all"),
+            // clap refuses `--id` with `--all`, and `--all` without `--queue`.
+            let Some(selection) = dead_letters::replay_selection(id, event, all) else {
+                anyhow::bail!("give --id ID, or --queue QUEUE --all");
             };
-            let replayed = dead_letters.replay(&selection).await?;
+            let replayed = error_queues.replay(&selection).await?;
             let mut out = std::io::stdout().lock();
             for letter in &replayed {
                 writeln!(out, "replayed {} into {}", letter.message_id.as_deref().unwrap_or("-"), letter.queue)?;
             }
             writeln!(out, "{} message(s) replayed", replayed.len())?;
-            if replayed.is_empty() && matches!(selection, ReplaySelection::Id { .. }) {
+            if dead_letters::not_found(&selection, &replayed).is_some() {
                 anyhow::bail!("no dead letter has that message id");
             }
             Ok(())
         }
     };
-    dead_letters.close().await;
+    error_queues.close().await;
     outcome
-}
-
-/// The event whose queue is `queue` (given with or without `QUEUE_PREFIX`).
-fn event_of(topology: &Topology, queue: &str) -> anyhow::Result<EventType> {
-    topology.event_of_queue(queue).or_else(|| EventType::ALL.into_iter().find(|e| e.queue() == queue)).with_context(
-        || {
-            let known: Vec<_> = EventType::ALL.iter().map(|e| topology.queue(*e)).collect();
-            format!("unknown queue `{queue}`; known queues: {}", known.join(", "))
-        },
-    )
 }

@@ -13,10 +13,11 @@ use shared::db::{cron, orders};
 use crate::{
     deps::FunctionDeps,
     error::{FunctionError, JobResult},
+    registry::Function,
 };
 
-/// The job name runs are recorded under.
-pub const JOB: &str = "expire_orders";
+/// The job name runs are recorded under: the function's name, as the registry spells it.
+pub const JOB: &str = Function::ExpireOrders.name();
 
 /// Expires stale orders for one scheduled tick.
 pub async fn expire_orders(tick: Tick, deps: Data<FunctionDeps>, worker: WorkerContext) -> JobResult {

@@ -4,10 +4,11 @@ use std::{process::ExitCode, time::Duration};
 
 use clap::Parser;
 use orderflow::{
-    app::{Application, Role, shutdown_signal},
+    app::{Application, Role},
     board::LogBroadcaster,
     cli::{Cli, Command},
     registry::Function,
+    supervisor::shutdown_signal,
 };
 use tokio_util::sync::CancellationToken;
 

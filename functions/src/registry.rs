@@ -1,6 +1,6 @@
 //! Every function, registered in exactly one place: the queue functions on apalis workers over
 //! RabbitMQ (retries with backoff, panics caught, traced), the expiry on an apalis-cron worker,
-//! all on one apalis `Monitor`.
+//! all on one apalis `Monitor`. The functions' names are spelled here and nowhere else.
 //!
 //! Jobs must be idempotent: any message may arrive twice (at-least-once delivery), and each
 //! function is written so that running it twice has the effect of running it once.
@@ -12,17 +12,27 @@ use std::{
 };
 
 use anyhow::Context;
-use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
-use apalis_cron::CronScheduler;
+use apalis::{
+    layers::{
+        catch_panic::CatchPanicLayer,
+        retry::{BackoffRetryPolicy, HasherRng, RetryLayer, backoff::ExponentialBackoff},
+        tracing::TraceLayer,
+    },
+    prelude::{AbortError, Backend, Data, Monitor, WorkerBuilder, WorkerBuilderExt},
+};
+use apalis_cron::{CronScheduler, Tick};
+use clap::builder::PossibleValue;
 use shared::{
-    events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
+    Config,
+    events::{Event, EventType, OrderCompleted, OrderCreated, OrderExpired},
     journal::{Journal, JournalLayer, LiveWorker},
     messaging::{
-        BrokerHealth, DeadLetterReports, EventBackend, RestartBackoff, ShutdownGuardLayer, Topology, amqp_config,
-        retry_policy,
+        BrokerHealth, DeadLetterReports, EventBackend, InterruptibleRetry, RestartBackoff, ShutdownGuardLayer,
+        Topology, amqp_config, retry_policy,
     },
     metrics::Metrics,
 };
+use tower::layer::util::{Identity, Stack};
 
 use crate::{
     deps::FunctionDeps, expire_orders::expire_orders, on_order_completed::on_order_completed,
@@ -30,19 +40,15 @@ use crate::{
 };
 
 /// The functions a worker process can run (`orderflow worker --functions …`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Function {
-    /// Pays for new orders (queue `order-created-event`).
-    #[value(name = "on_order_created")]
+    /// Pays for new orders.
     OnOrderCreated,
-    /// E-mails and records completed orders (queue `order-completed-event`).
-    #[value(name = "on_order_completed")]
+    /// E-mails and records completed orders.
     OnOrderCompleted,
-    /// Records expired orders (queue `order-expired-event`).
-    #[value(name = "on_order_expired")]
+    /// Records expired orders.
     OnOrderExpired,
-    /// Expires stale orders on `EXPIRY_SCHEDULE` (cron).
-    #[value(name = "expire_orders")]
+    /// Expires stale orders (cron).
     ExpireOrders,
 }
 
@@ -51,13 +57,24 @@ impl Function {
     pub const ALL: [Function; 4] =
         [Function::OnOrderCreated, Function::OnOrderCompleted, Function::OnOrderExpired, Function::ExpireOrders];
 
-    /// The function's name, as in `--functions`, logs and the board.
-    pub fn name(self) -> &'static str {
+    /// The function's name, as in `--functions`, logs, metrics, the journal, cron runs and the
+    /// board: the one place it is spelled.
+    pub const fn name(self) -> &'static str {
         match self {
             Function::OnOrderCreated => "on_order_created",
             Function::OnOrderCompleted => "on_order_completed",
             Function::OnOrderExpired => "on_order_expired",
             Function::ExpireOrders => "expire_orders",
+        }
+    }
+
+    /// What the function does and what triggers it, as `--help` lists it.
+    fn about(self) -> &'static str {
+        match self {
+            Function::OnOrderCreated => "Pays for new orders (queue `order-created-event`)",
+            Function::OnOrderCompleted => "E-mails and records completed orders (queue `order-completed-event`)",
+            Function::OnOrderExpired => "Records expired orders (queue `order-expired-event`)",
+            Function::ExpireOrders => "Expires stale orders on `EXPIRY_SCHEDULE` (cron)",
         }
     }
 
@@ -69,6 +86,26 @@ impl Function {
             Function::OnOrderExpired => Some(EventType::OrderExpired),
             Function::ExpireOrders => None,
         }
+    }
+
+    /// The function whose queue `event` travels on: the one it triggers.
+    ///
+    /// # Panics
+    /// Never: every event triggers a function (the tests check it).
+    pub fn consuming(event: EventType) -> Function {
+        Function::ALL.into_iter().find(|f| f.trigger() == Some(event)).expect("every event triggers a function")
+    }
+}
+
+/// `--functions` takes the names of [`Function::name`] (written by hand rather than derived, so
+/// that the names are spelled once).
+impl clap::ValueEnum for Function {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Function::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(self.about()))
     }
 }
 
@@ -100,7 +137,43 @@ pub struct WorkerSettings {
 /// The middleware every worker runs, outermost first, as the board's Workers page lists it.
 const LAYERS: &str = "retry, shutdown guard, journal, catch panic, tracing";
 
+/// The stack [`LAYERS`] names (with the deps as data outside it), as a type: apalis's
+/// `Monitor::register` needs the concrete worker type, so the stack is named once here.
+type Layers = Stack<
+    TraceLayer,
+    Stack<
+        CatchPanicLayer<fn(&Box<dyn std::any::Any + Send>) -> AbortError, AbortError>,
+        Stack<JournalLayer, Stack<ShutdownGuardLayer, Stack<RetryLayer<Retry>, Stack<Data<FunctionDeps>, Identity>>>>,
+    >,
+>;
+
+/// The retry policy of [`retry_policy`].
+type Retry = InterruptibleRetry<BackoffRetryPolicy<ExponentialBackoff<HasherRng>>>;
+
 impl WorkerSettings {
+    /// The settings `config` describes, for workers over `topology` that journal to `journal`
+    /// and may drain for `shutdown_timeout`.
+    pub fn from_config(
+        config: &Config,
+        topology: Topology,
+        shutdown_timeout: Duration,
+        journal: Journal,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        WorkerSettings {
+            amqp_url: config.amqp_url.clone(),
+            topology,
+            prefetch: config.worker_prefetch,
+            max_retries: config.max_retries,
+            retry_base: Duration::from_millis(config.retry_base_ms),
+            expiry_schedule: config.expiry_schedule.clone(),
+            shutdown_timeout,
+            process_name: process_name(),
+            journal,
+            metrics,
+        }
+    }
+
     fn journal_layer(&self, function: Function, queue: &str) -> JournalLayer {
         JournalLayer::new(self.journal.clone(), self.metrics.clone(), function.name(), queue, self.max_retries)
     }
@@ -118,44 +191,6 @@ impl WorkerSettings {
 /// name for the cron.
 pub fn board_queue(function: Function, topology: &Topology) -> String {
     function.trigger().map_or_else(|| function.name().to_owned(), |event| topology.queue(event))
-}
-
-/// Registers a queue function: an [`EventBackend`] on its queue (restarted with backoff when
-/// it fails), the retry policy, the shutdown guard, panic catching and tracing.
-macro_rules! queue_worker {
-    ($monitor:expr, $function:expr, $event:ty, $handler:path, $deps:expr, $settings:expr, $health:expr, $live:expr) => {{
-        let function: Function = $function;
-        let event = function.trigger().expect("a queue function has a trigger");
-        let consuming = Arc::new(AtomicBool::new(false));
-        $health.register(format!("{} consumer", function.name()), {
-            let consuming = consuming.clone();
-            move || consuming.load(std::sync::atomic::Ordering::Relaxed)
-        });
-        let (deps, settings) = ($deps.clone(), $settings.clone());
-        let name = worker_name(function, &settings);
-        let queue = settings.topology.queue(event);
-        $live.push(live_worker(function, &name, &queue, consuming.clone()));
-        let restarts = RestartBackoff::default();
-        $monitor.register(move |restart| {
-            let delay = restarts.delay(restart);
-            if !delay.is_zero() {
-                tracing::info!(worker = %name, delay_ms = delay.as_millis(), "reconnecting after a backoff");
-            }
-            let config = amqp_config(&settings.topology, event, settings.prefetch);
-            let backend = EventBackend::<$event>::new(&settings.amqp_url, config, delay, consuming.clone())
-                .expect("AMQP_URL was validated at start-up")
-                .reporting_to(settings.dead_letter_reports(function));
-            WorkerBuilder::new(name.as_str())
-                .backend(backend)
-                .data(deps.clone())
-                .retry(retry_policy(settings.max_retries, settings.retry_base, deps.shutdown.clone()))
-                .layer(ShutdownGuardLayer::new(deps.shutdown.clone()))
-                .layer(settings.journal_layer(function, &queue))
-                .catch_panic()
-                .enable_tracing()
-                .build($handler)
-        })
-    }};
 }
 
 /// One apalis `Monitor` running `functions`, and the workers it runs (for heartbeats). Each
@@ -181,47 +216,147 @@ pub fn monitor(
             true
         })
         .shutdown_timeout(settings.shutdown_timeout);
-    for function in functions {
+    // Each arm gives its handler to the worker: with the handler's type (and so the worker's)
+    // different in each, a generic `register` would need all of `Monitor::register`'s bounds.
+    for &function in functions {
+        let plan = WorkerPlan::new(function, deps, settings);
         monitor = match function {
             Function::OnOrderCreated => {
-                queue_worker!(monitor, *function, OrderCreated, on_order_created, deps, settings, health, live)
+                let worker = queue_worker::<OrderCreated>(plan, health, &mut live);
+                monitor.register(move |restart| worker(restart).build(on_order_created))
             }
             Function::OnOrderCompleted => {
-                queue_worker!(monitor, *function, OrderCompleted, on_order_completed, deps, settings, health, live)
+                let worker = queue_worker::<OrderCompleted>(plan, health, &mut live);
+                monitor.register(move |restart| worker(restart).build(on_order_completed))
             }
             Function::OnOrderExpired => {
-                queue_worker!(monitor, *function, OrderExpired, on_order_expired, deps, settings, health, live)
+                let worker = queue_worker::<OrderExpired>(plan, health, &mut live);
+                monitor.register(move |restart| worker(restart).build(on_order_expired))
             }
             Function::ExpireOrders => {
-                let schedule = cron::Schedule::from_str(&settings.expiry_schedule)
-                    .with_context(|| format!("Invalid EXPIRY_SCHEDULE `{}`", settings.expiry_schedule))?;
-                let (deps, name) = (deps.clone(), worker_name(*function, settings));
-                let queue = board_queue(*function, &settings.topology);
-                live.push(live_worker(*function, &name, &queue, Arc::new(AtomicBool::new(true))));
-                let settings = settings.clone();
-                let function = *function;
-                monitor.register(move |_restarts| {
-                    WorkerBuilder::new(name.as_str())
-                        .backend(CronScheduler::new(schedule.clone()))
-                        .data(deps.clone())
-                        .retry(retry_policy(settings.max_retries, settings.retry_base, deps.shutdown.clone()))
-                        .layer(ShutdownGuardLayer::new(deps.shutdown.clone()))
-                        .layer(settings.journal_layer(function, &queue))
-                        .catch_panic()
-                        .enable_tracing()
-                        .build(expire_orders)
-                })
+                let worker = cron_worker(plan, &mut live)?;
+                monitor.register(move |restart| worker(restart).build(expire_orders))
             }
         };
     }
     Ok((monitor, live))
 }
 
-/// A worker as the heartbeats report it; `up` tells whether it is consuming.
-fn live_worker(function: Function, name: &str, queue: &str, up: Arc<AtomicBool>) -> LiveWorker {
-    LiveWorker { name: name.into(), queue: queue.into(), function: function.name().into(), layers: LAYERS.into(), up }
+/// What one function's worker is built from, at its start and every restart.
+#[derive(Clone)]
+struct WorkerPlan {
+    function: Function,
+    /// `<function>@<process>`.
+    name: String,
+    /// The queue its jobs are journaled and shown under.
+    queue: String,
+    deps: FunctionDeps,
+    settings: WorkerSettings,
 }
 
-fn worker_name(function: Function, settings: &WorkerSettings) -> String {
-    format!("{}@{}", function.name(), settings.process_name)
+impl WorkerPlan {
+    fn new(function: Function, deps: &FunctionDeps, settings: &WorkerSettings) -> Self {
+        WorkerPlan {
+            function,
+            name: format!("{}@{}", function.name(), settings.process_name),
+            queue: board_queue(function, &settings.topology),
+            deps: deps.clone(),
+            settings: settings.clone(),
+        }
+    }
+
+    /// The worker as the heartbeats report it; `up` tells whether it is consuming.
+    fn live(&self, up: Arc<AtomicBool>) -> LiveWorker {
+        LiveWorker {
+            name: self.name.clone(),
+            queue: self.queue.clone(),
+            function: self.function.name().into(),
+            layers: LAYERS.into(),
+            up,
+        }
+    }
+
+    /// `worker` (named and on its backend) with the middleware of [`LAYERS`]: the one place it
+    /// is applied, for queue and cron workers alike.
+    fn layered<Args, B: Backend>(&self, worker: WorkerBuilder<Args, B, Identity>) -> WorkerBuilder<Args, B, Layers> {
+        let (deps, settings) = (&self.deps, &self.settings);
+        worker
+            .data(deps.clone())
+            .retry(retry_policy(settings.max_retries, settings.retry_base, deps.shutdown.clone()))
+            .layer(ShutdownGuardLayer::new(deps.shutdown.clone()))
+            .layer(settings.journal_layer(self.function, &self.queue))
+            .catch_panic()
+            .enable_tracing()
+    }
+}
+
+/// A queue function's worker, for each (re)start: an [`EventBackend`] on its event's queue,
+/// made afresh and connecting after the restart backoff, whose consumer reports to `health`.
+fn queue_worker<E: Event>(
+    plan: WorkerPlan,
+    health: &BrokerHealth,
+    live: &mut Vec<LiveWorker>,
+) -> impl Fn(usize) -> WorkerBuilder<E, EventBackend<E>, Layers> + Send + Sync + use<E> {
+    debug_assert_eq!(plan.function.trigger(), Some(E::TYPE), "{} is triggered by another event", plan.function.name());
+    let consuming = Arc::new(AtomicBool::new(false));
+    health.register(format!("{} consumer", plan.function.name()), {
+        let consuming = consuming.clone();
+        move || consuming.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    live.push(plan.live(consuming.clone()));
+    let restarts = RestartBackoff::default();
+    move |restart| {
+        let delay = restarts.delay(restart);
+        if !delay.is_zero() {
+            tracing::info!(worker = %plan.name, delay_ms = delay.as_millis(), "reconnecting after a backoff");
+        }
+        let settings = &plan.settings;
+        let config = amqp_config(&settings.topology, E::TYPE, settings.prefetch);
+        let backend = EventBackend::<E>::new(&settings.amqp_url, config, delay, consuming.clone())
+            .expect("AMQP_URL was validated at start-up")
+            .reporting_to(settings.dead_letter_reports(plan.function));
+        plan.layered(WorkerBuilder::new(plan.name.as_str()).backend(backend))
+    }
+}
+
+/// The cron function's worker, on `EXPIRY_SCHEDULE`.
+///
+/// # Errors
+/// The schedule does not parse.
+fn cron_worker(
+    plan: WorkerPlan,
+    live: &mut Vec<LiveWorker>,
+) -> anyhow::Result<impl Fn(usize) -> WorkerBuilder<Tick, CronScheduler<cron::Schedule>, Layers> + Send + Sync + use<>>
+{
+    let expression = &plan.settings.expiry_schedule;
+    let schedule =
+        cron::Schedule::from_str(expression).with_context(|| format!("Invalid EXPIRY_SCHEDULE `{expression}`"))?;
+    live.push(plan.live(Arc::new(AtomicBool::new(true))));
+    Ok(move |_restart| {
+        plan.layered(WorkerBuilder::new(plan.name.as_str()).backend(CronScheduler::new(schedule.clone())))
+    })
+}
+
+/// `<host>-<pid>`: tells the workers of several processes apart in logs, the journal and cron runs.
+fn process_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_triggers_exactly_one_function() {
+        for event in EventType::ALL {
+            let consumers: Vec<_> = Function::ALL.into_iter().filter(|f| f.trigger() == Some(event)).collect();
+            assert_eq!(consumers, [Function::consuming(event)], "{event}");
+        }
+    }
 }

@@ -72,15 +72,6 @@ impl EventType {
         }
     }
 
-    /// The function that consumes this event's queue.
-    pub fn function(self) -> &'static str {
-        match self {
-            EventType::OrderCreated => "on_order_created",
-            EventType::OrderCompleted => "on_order_completed",
-            EventType::OrderExpired => "on_order_expired",
-        }
-    }
-
     /// The queue this event travels on, before any `QUEUE_PREFIX`.
     pub fn queue(self) -> &'static str {
         match self {

@@ -32,7 +32,7 @@ pub struct RouteLabels {
 /// Labels of one function's jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct FunctionLabels {
-    /// The function (`on_order_created`, `expire_orders`, …).
+    /// The function's name, as the registry in the `orderflow` crate spells it.
     pub function: String,
 }
 

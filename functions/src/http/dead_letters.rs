@@ -6,10 +6,11 @@ use axum::{Extension, Json, extract::State};
 use serde::{Deserialize, Serialize};
 use shared::{
     events::EventType,
-    messaging::{DeadLetter, DeadLetters, ReplaySelection},
+    messaging::{DeadLetter, DeadLetters},
 };
 
 use super::{ApiError, ApiJson, ApiQuery, AppState, AuthUser, ErrorBody};
+use crate::dead_letters::{self, JournaledLetter};
 
 /// Query parameters of the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -34,6 +35,12 @@ pub struct DeadLetterView {
     attempts: Option<i32>,
     /// Its last error.
     last_error: Option<String>,
+}
+
+impl From<JournaledLetter> for DeadLetterView {
+    fn from(JournaledLetter { letter, attempts, last_error }: JournaledLetter) -> Self {
+        DeadLetterView { letter, attempts, last_error }
+    }
 }
 
 /// Largest list.
@@ -63,11 +70,12 @@ pub async fn list_dead_letters(
     caller.require_admin()?;
     let event = query.queue.as_deref().map(|q| event_of(&state, q, "queue")).transpose()?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-    let dead_letters = connect(&state).await?;
-    let letters = dead_letters.list(event, limit).await;
-    dead_letters.close().await;
+    let error_queues = connect(&state).await?;
+    let letters = error_queues.list(event, limit).await;
+    error_queues.close().await;
     let letters = letters.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
-    Ok(Json(with_journal(&state, letters).await?))
+    let summaries = dead_letters::summaries(&state.pool, &letters).await?;
+    Ok(Json(dead_letters::with_journal(letters, &summaries).into_iter().map(DeadLetterView::from).collect()))
 }
 
 /// What to replay: `{"id": …}` (optionally with `queue`), or `{"queue": …, "all": true}`.
@@ -120,58 +128,32 @@ pub async fn replay_dead_letters(
 ) -> Result<Json<ReplayResponse>, ApiError> {
     caller.require_admin()?;
     let event = request.queue.as_deref().map(|q| event_of(&state, q, "queue")).transpose()?;
-    let selection = match (request.id, event, request.all) {
-        (Some(message_id), event, false) => ReplaySelection::Id { message_id, event },
-        (None, Some(event), true) => ReplaySelection::All(event),
-        _ => {
-            return Err(ApiError::Validation {
-                field: None,
-                message: "send {\"id\": \"<message id>\"} or {\"queue\": \"<queue>\", \"all\": true}".into(),
-            });
-        }
+    let Some(selection) = dead_letters::replay_selection(request.id, event, request.all) else {
+        return Err(ApiError::Validation {
+            field: None,
+            message: "send {\"id\": \"<message id>\"} or {\"queue\": \"<queue>\", \"all\": true}".into(),
+        });
     };
-    let dead_letters = connect(&state).await?;
-    let replayed = dead_letters.replay(&selection).await;
-    dead_letters.close().await;
+    let error_queues = connect(&state).await?;
+    let replayed = error_queues.replay(&selection).await;
+    error_queues.close().await;
     let replayed = replayed.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
-    if replayed.is_empty()
-        && let ReplaySelection::Id { message_id, .. } = &selection
-    {
+    if let Some(message_id) = dead_letters::not_found(&selection, &replayed) {
         return Err(ApiError::NotFound(format!("no dead letter has message id {message_id}")));
     }
     tracing::info!(replayed = replayed.len(), user.id = caller.user_id, "dead letters replayed");
     Ok(Json(ReplayResponse { replayed: replayed.len(), messages: replayed }))
 }
 
-/// The event whose queue is named `queue` (with or without `QUEUE_PREFIX`, or its `_error` queue).
+/// The event whose queue is named `queue`, or a 400 naming `field` and the known queues.
 fn event_of(state: &AppState, queue: &str, field: &str) -> Result<EventType, ApiError> {
-    let topology = &state.dead_letters.topology;
-    topology.event_of_queue(queue).or_else(|| EventType::ALL.into_iter().find(|e| e.queue() == queue)).ok_or_else(
-        || {
-            let known: Vec<_> = EventType::ALL.iter().map(|e| topology.queue(*e)).collect();
-            ApiError::invalid_parameter(field, format!("unknown queue `{queue}`; known: {}", known.join(", ")))
-        },
-    )
+    dead_letters::event_of(&state.dead_letters.topology, queue).map_err(|unknown| {
+        ApiError::invalid_parameter(field, format!("unknown queue `{}`; known: {}", unknown.queue, unknown.known))
+    })
 }
 
 async fn connect(state: &AppState) -> Result<DeadLetters, ApiError> {
     DeadLetters::connect(&state.dead_letters.amqp_url, state.dead_letters.topology.clone())
         .await
         .map_err(|e| ApiError::Unavailable(format!("{e:#}")))
-}
-
-async fn with_journal(state: &AppState, letters: Vec<DeadLetter>) -> Result<Vec<DeadLetterView>, ApiError> {
-    let ids: Vec<String> = letters.iter().filter_map(|l| l.message_id.clone()).collect();
-    let summaries = shared::db::journal::summaries(&state.pool, &ids).await?;
-    Ok(letters
-        .into_iter()
-        .map(|letter| {
-            let summary = letter.message_id.as_ref().and_then(|id| summaries.get(id));
-            DeadLetterView {
-                attempts: summary.map(|s| s.attempts),
-                last_error: summary.and_then(|s| s.last_error.clone()),
-                letter,
-            }
-        })
-        .collect())
 }

@@ -3,28 +3,29 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use orderflow::{deps::FunctionDeps, expire_orders::run_tick};
+use orderflow::{
+    deps::{Externals, FunctionDeps},
+    expire_orders::run_tick,
+};
 use shared::{clock::FixedClock, db::orders, domain::NewOrder, messaging::OutboxSignal};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{gateways::ScriptedGateway, helpers::app};
+use crate::{
+    gateways::ScriptedGateway,
+    helpers::{app, test_config},
+};
 
 const TTL: Duration = Duration::from_secs(600);
 
 fn deps(pool: &PgPool, now: DateTime<Utc>) -> FunctionDeps {
-    FunctionDeps::new(
-        pool.clone(),
-        5,
-        ScriptedGateway::approving(),
-        Arc::new(FixedClock::new(now)),
-        OutboxSignal::default(),
-        Duration::ZERO,
-        TTL,
-        CancellationToken::new(),
-        Duration::from_secs(1),
-    )
+    let mut config = test_config();
+    config.payment_delay_ms = 0;
+    config.order_ttl_secs = TTL.as_secs();
+    let externals = Externals { payments: ScriptedGateway::approving(), clock: Arc::new(FixedClock::new(now)) };
+    let (outbox, shutdown) = (OutboxSignal::default(), CancellationToken::new());
+    FunctionDeps::from_config(&config, pool.clone(), externals, outbox, shutdown, Duration::from_secs(1))
 }
 
 /// An order in `status`, last changed `age` before `now`.

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 pub struct JobRow {
     /// The message (or cron run) id.
     pub message_id: String,
-    /// The queue (or `expire_orders` for the cron).
+    /// The queue (or, for a cron run, the name its runs are journaled under).
     pub queue: String,
     /// The function.
     pub function: String,

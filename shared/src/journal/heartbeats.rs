@@ -19,7 +19,7 @@ use crate::db::workers::{self, Heartbeat};
 pub struct LiveWorker {
     /// Its unique name (`<function>@<host>-<pid>`).
     pub name: String,
-    /// The queue it consumes (or `expire_orders` for the cron).
+    /// The queue it consumes (or, for a cron worker, the name its runs are journaled under).
     pub queue: String,
     /// The function it runs.
     pub function: String,

@@ -84,7 +84,7 @@ pub enum JournalEntry {
     Started {
         /// The message (or cron run) id.
         message_id: String,
-        /// The queue (or `expire_orders` for the cron).
+        /// The queue (or, for a cron run, the name its runs are journaled under).
         queue: String,
         /// The function.
         function: String,

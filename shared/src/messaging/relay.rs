@@ -62,9 +62,20 @@ pub struct OutboxRelay {
     publisher: Arc<Publisher>,
     signal: OutboxSignal,
     metrics: Arc<Metrics>,
-    journal: Option<Journal>,
+    journal: Option<Journaling>,
     settings: RelaySettings,
 }
+
+/// Where the relay reports published messages, and which function each one is for.
+#[derive(Debug, Clone)]
+struct Journaling {
+    journal: Journal,
+    consumer_of: ConsumerOf,
+}
+
+/// Names the function that consumes an event's queue. The functions' registry supplies it:
+/// this crate names no function.
+pub type ConsumerOf = fn(EventType) -> &'static str;
 
 impl OutboxRelay {
     /// A relay over `pool`, publishing through `publisher`, woken by `signal`.
@@ -79,10 +90,11 @@ impl OutboxRelay {
         OutboxRelay { pool, publisher, signal, metrics, journal: None, settings }
     }
 
-    /// Reports every published message to the job journal as a Pending job.
+    /// Reports every published message to the job journal as a Pending job of the function
+    /// `consumer_of` names for its event.
     #[must_use]
-    pub fn journaling_to(mut self, journal: Journal) -> Self {
-        self.journal = Some(journal);
+    pub fn journaling_to(mut self, journal: Journal, consumer_of: ConsumerOf) -> Self {
+        self.journal = Some(Journaling { journal, consumer_of });
         self
     }
 
@@ -189,10 +201,11 @@ impl OutboxRelay {
             match result {
                 Ok(()) => {
                     sent.push(row.id);
+                    let Some(journaling) = &self.journal else { continue };
                     queued.push(JournalEntry::Queued {
                         message_id: row.message_id.to_string(),
                         queue,
-                        function: event.function().to_owned(),
+                        function: (journaling.consumer_of)(*event).to_owned(),
                         args: row.payload.clone(),
                         order_id: row.order_id,
                         correlation_id: row.correlation_id.clone(),
@@ -213,8 +226,8 @@ impl OutboxRelay {
                 .context("Failed to record a publish failure")?;
         }
         tx.commit().await.context("Failed to commit the outbox transaction")?;
-        if let Some(journal) = &self.journal {
-            queued.into_iter().for_each(|entry| journal.record(entry));
+        if let Some(journaling) = &self.journal {
+            queued.into_iter().for_each(|entry| journaling.journal.record(entry));
         }
         self.metrics.outbox_published.inc_by(sent.len() as u64);
         self.metrics.outbox_publish_failures.inc_by(failed.len() as u64);
