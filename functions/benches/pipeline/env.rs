@@ -42,6 +42,11 @@ impl Env {
         format!("{POSTGRES}/{}", self.database)
     }
 
+    /// The run's queue prefix, as orderflow's `QUEUE_PREFIX` takes it.
+    pub fn queue_prefix(&self) -> String {
+        self.topology.queue(shared::events::EventType::OrderCreated).replace("order-created-event", "")
+    }
+
     /// Drops the database and deletes the queues, unless `BENCH_KEEP` is set.
     pub async fn drop(self) {
         if std::env::var_os("BENCH_KEEP").is_some() {

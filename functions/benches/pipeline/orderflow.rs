@@ -31,8 +31,7 @@ pub async fn start_orderflow(env: &Env, role: Role, tweak: impl FnOnce(&mut Conf
     let mut config = Config::from_env();
     config.database_url = env.url();
     config.amqp_url = AMQP.into();
-    config.queue_prefix =
-        env.topology.queue(shared::events::EventType::OrderCreated).replace("order-created-event", "");
+    config.queue_prefix = env.queue_prefix();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.board_addr = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some("a-benchmark-secret-long-enough".parse().unwrap());

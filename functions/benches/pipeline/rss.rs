@@ -1,4 +1,4 @@
-//! Memory readings: this process's resident set size, now and at its peak over a stretch.
+//! Memory readings: a process's resident set size now, and this process's peak over a stretch.
 
 use std::{
     sync::{
@@ -10,16 +10,26 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-/// This process's resident set size now, in MiB (0 where `/proc` cannot tell).
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
+/// The `VmRSS` line of a `/proc/<pid>/status` text, in KiB.
+fn vm_rss_kib(status: &str) -> Option<f64> {
+    status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+}
+
+/// This process's resident set size now, in MiB (0 where `/proc` cannot tell).
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    vm_rss_kib(&status).unwrap_or(0.0) / 1024.0
+}
+
+/// Another process's resident set size now, in MiB; panics where `/proc` cannot tell, since a
+/// child that is gone has no reading worth reporting.
+pub fn rss_mib_of(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    vm_rss_kib(&status).unwrap() / 1024.0
 }
 
 /// Samples the process's RSS every 20 ms until stopped; returns the peak.

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::{
     env::{AMQP, Env},
     report::{Row, Rule},
+    rss::rss_mib_of,
 };
 
 /// 5. Idle: the real binary as its own process, on a migrated database.
@@ -13,7 +14,7 @@ pub async fn idle(rows: &mut Vec<Row>) {
     let env = Env::new("idle").await;
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let board = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let prefix = env.topology.queue(shared::events::EventType::OrderCreated).replace("order-created-event", "");
+    let prefix = env.queue_prefix();
     let started = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
         .env("DATABASE_URL", env.url())
@@ -35,14 +36,7 @@ pub async fn idle(rows: &mut Vec<Row>) {
     }
     let ready = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap())).unwrap();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap()
-        / 1024.0;
+    let rss = rss_mib_of(child.id().unwrap());
     let _ = child.kill().await;
     env.drop().await;
     rows.push(Row {
