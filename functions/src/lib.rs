@@ -5,6 +5,7 @@
 pub mod app;
 pub mod board;
 pub mod cli;
+pub mod credentials;
 pub mod deps;
 pub mod dlq;
 pub mod error;
