@@ -133,6 +133,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             outbox_lag_limit: Duration::from_secs(config.outbox_lag_limit_secs),
             dead_letters: DeadLetterSettings { amqp_url: config.amqp_url.clone(), topology: topology(&config) },
+            passwords: crate::credentials::PasswordGate::from_config(&config),
         };
         let log_broadcaster = apalis_board::axum::sse::TracingBroadcaster::create();
         Ok(Application { config, role, pool, publisher, state, externals, http, board, log_broadcaster })
@@ -272,7 +273,8 @@ impl Application {
         intake.spawn(supervised("HTTP server", stop.clone(), {
             let stop = stop.clone();
             async move {
-                axum::serve(http, router)
+                // The client's address feeds the login throttle.
+                axum::serve(http, router.into_make_service_with_connect_info::<SocketAddr>())
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
                     .context("The HTTP server failed")
