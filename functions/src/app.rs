@@ -252,12 +252,18 @@ impl Application {
         }));
 
         if let Some(board_listener) = board {
-            let router = board::router(pool.clone(), &state.outbox, &topology(&config), log_broadcaster);
+            let router = board::router(
+                pool.clone(),
+                &state.outbox,
+                &topology(&config),
+                log_broadcaster,
+                state.passwords.clone(),
+            );
             tracing::info!(board.addr = %board_listener.local_addr()?, "job board listening");
             intake.spawn(supervised("board", stop.clone(), {
                 let stop = stop.clone();
                 async move {
-                    axum::serve(board_listener, router)
+                    axum::serve(board_listener, router.into_make_service_with_connect_info::<SocketAddr>())
                         .with_graceful_shutdown(stop.cancelled_owned())
                         .await
                         .context("The board server failed")

@@ -16,7 +16,6 @@ use apalis_board::axum::{
     sse::{TracingBroadcaster, TracingSubscriber},
     ui::ServeUI,
 };
-use argon2::{Argon2, PasswordVerifier};
 use axum::{
     Extension, Router,
     extract::{Request, State},
@@ -34,7 +33,10 @@ use shared::{
 use sqlx::PgPool;
 use tracing_subscriber::Layer;
 
-use crate::registry::{Function, board_queue};
+use crate::{
+    credentials::{self, PasswordGate, Refused},
+    registry::{Function, board_queue},
+};
 
 /// The board's live log stream.
 pub type LogBroadcaster = Arc<Mutex<TracingBroadcaster>>;
@@ -51,8 +53,15 @@ pub fn board_log_layer(broadcaster: &LogBroadcaster) -> anyhow::Result<BoxedLaye
         .boxed())
 }
 
-/// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
-pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcaster: LogBroadcaster) -> Router {
+/// The board: every function's queue registered, the UI as the fallback, all behind basic auth
+/// checked through `passwords` (the API's gate: one pool, one throttle).
+pub fn router(
+    pool: PgPool,
+    outbox: &OutboxSignal,
+    topology: &Topology,
+    broadcaster: LogBroadcaster,
+    passwords: PasswordGate,
+) -> Router {
     let queues: Arc<Vec<String>> = Arc::new(Function::ALL.iter().map(|f| board_queue(*f, topology)).collect());
     let journal = Journal { pool: &pool, outbox, topology, queues: &queues };
     // The first registration also answers the board's global routes; the journal backend
@@ -65,7 +74,7 @@ pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcas
     Router::new()
         .nest("/api/v1", api.build().layer(Extension(broadcaster)))
         .fallback_service(ServeUI::new())
-        .layer(middleware::from_fn_with_state(BoardAuth::new(pool), require_admin))
+        .layer(middleware::from_fn_with_state(BoardAuth::new(pool, passwords), require_admin))
 }
 
 /// What every queue's journal backend is built from.
@@ -89,9 +98,12 @@ impl Journal<'_> {
 
 /// Checks board credentials against the admins in the database. argon2 is deliberately slow and
 /// the UI makes many requests, so a verified `Authorization` value is remembered for a while.
+/// An unknown or non-admin e-mail is checked against the decoy hash, so the answer's timing and
+/// throttling say nothing about which e-mails are admins.
 #[derive(Clone)]
 struct BoardAuth {
     pool: PgPool,
+    passwords: PasswordGate,
     verified: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
@@ -101,8 +113,8 @@ const REMEMBER: Duration = Duration::from_secs(300);
 const REMEMBER_MAX: usize = 64;
 
 impl BoardAuth {
-    fn new(pool: PgPool) -> Self {
-        BoardAuth { pool, verified: Arc::new(Mutex::new(HashMap::new())) }
+    fn new(pool: PgPool, passwords: PasswordGate) -> Self {
+        BoardAuth { pool, passwords, verified: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     fn remembered(&self, header: &str) -> bool {
@@ -119,43 +131,49 @@ impl BoardAuth {
         verified.insert(header.to_owned(), Instant::now());
     }
 
-    async fn check(&self, header: &str) -> bool {
+    async fn check(&self, header: &str, client: std::net::IpAddr) -> Result<bool, Refused> {
         if self.remembered(header) {
-            return true;
+            return Ok(true);
         }
         let Some(credentials) = header
             .strip_prefix("Basic ")
             .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
             .and_then(|decoded| String::from_utf8(decoded).ok())
         else {
-            return false;
+            return Ok(false);
         };
-        let Some((email, password)) = credentials.split_once(':') else { return false };
+        let Some((email, password)) = credentials.split_once(':') else { return Ok(false) };
+        let admitted = self.passwords.admit(email, client)?;
         let hash =
             sqlx::query_scalar!("select password_hash from users where lower(email) = lower($1) and is_admin", email)
                 .fetch_optional(&self.pool)
                 .await;
-        let Ok(Some(hash)) = hash else { return false };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
-        })
-        .await
-        .unwrap_or(false);
+        // No early return: an unknown e-mail, a non-admin and an unreachable database all check
+        // the decoy hash.
+        let ok = admitted.verify(password.to_owned(), hash.ok().flatten()).await;
         if ok {
             self.remember(header);
         }
-        ok
+        Ok(ok)
     }
 }
 
 async fn require_admin(State(auth): State<BoardAuth>, request: Request, next: Next) -> Response {
+    let client = credentials::client_address(request.extensions());
     let authorized = match request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(header) => auth.check(header).await,
-        None => false,
+        Some(header) => auth.check(header, client).await,
+        None => Ok(false),
     };
-    if authorized {
-        return next.run(request).await;
+    match authorized {
+        Ok(true) => return next.run(request).await,
+        Ok(false) => {}
+        Err(refused) => {
+            let secs = refused.retry_after_secs();
+            let message = format!("too many attempts; retry in {secs} s");
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return response;
+        }
     }
     let mut response = (StatusCode::UNAUTHORIZED, "the board needs an admin's e-mail and password").into_response();
     response.headers_mut().insert(
