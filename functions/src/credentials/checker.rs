@@ -4,6 +4,10 @@
 //! process's memory and CPU. A caller first takes a [`Place`] (a running or waiting slot); when
 //! none is free the request is refused at once (429) instead of waiting, and one client address
 //! holds at most half of the places, so a flood from one address cannot keep everyone else out.
+//!
+//! Each thread keeps its argon2 working memory from one check to the next. Letting argon2
+//! allocate it per check made the allocator keep about three copies per thread: 185 MiB RSS
+//! after a 20 s flood on two threads, against 65 MiB with the memory kept.
 
 use std::{
     collections::HashMap,
@@ -14,7 +18,10 @@ use std::{
     },
 };
 
-use argon2::{Argon2, PasswordVerifier};
+use argon2::{
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::phc::{Output, PasswordHash},
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// Runs password checks; cheap to clone (every clone feeds the same threads).
@@ -129,6 +136,7 @@ impl Drop for Place {
 
 /// One checking thread: takes jobs until every sender is gone.
 fn work(receiver: &Mutex<Receiver<Job>>) {
+    let mut memory = Vec::new();
     loop {
         let job = receiver.lock().expect("password checker lock poisoned").recv();
         let Ok(job) = job else { return };
@@ -137,11 +145,31 @@ fn work(receiver: &Mutex<Receiver<Job>>) {
             continue;
         }
         let Job { password, hash, reply, _place: place } = job;
-        let ok = Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok();
+        let ok = verify(&mut memory, password.as_bytes(), &hash);
         // Free the place before answering, so the caller may take it again at once.
         drop(place);
         let _ = reply.send(ok);
     }
+}
+
+/// What argon2's `verify_password` does (parse the PHC string, hash with its parameters and
+/// salt, compare in constant time), in `memory` rather than in a fresh allocation.
+fn verify(memory: &mut Vec<Block>, password: &[u8], hash: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(hash) else { return false };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else { return false };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm.as_str()), Params::try_from(&hash)) else {
+        return false;
+    };
+    let Ok(version) = hash.version.map_or(Ok(Version::default()), Version::try_from) else { return false };
+    let blocks = params.block_count();
+    memory.resize(blocks, Block::default());
+    let mut computed = vec![0; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    if argon2.hash_password_into_with_memory(password, salt, &mut computed, &mut memory[..blocks]).is_err() {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(&computed).is_ok_and(|computed| computed == *expected)
 }
 
 #[cfg(test)]
@@ -196,5 +224,25 @@ mod tests {
 
         assert!(right);
         assert!(!wrong && !malformed);
+    }
+
+    #[test]
+    fn the_kept_memory_check_agrees_with_argon2s_own_across_parameters_and_sizes() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let mut memory = Vec::new();
+        // Larger, then smaller, then default memory: the kept buffer is resized each time.
+        for (m_cost, t_cost, algorithm) in
+            [(32768, 1, Algorithm::Argon2id), (1024, 3, Algorithm::Argon2i), (19456, 2, Algorithm::Argon2id)]
+        {
+            let params = Params::new(m_cost, t_cost, 1, None).unwrap();
+            let hasher = Argon2::new(algorithm, Version::V0x13, params);
+            let hash = hasher.hash_password_with_salt(b"correct horse", b"a-fixed-salt-16b").unwrap().to_string();
+            let tampered = format!("{}A", &hash[..hash.len() - 1]);
+
+            for (password, hash) in [("correct horse", &hash), ("correct hors", &hash), ("correct horse", &tampered)] {
+                let theirs = Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok();
+                assert_eq!(verify(&mut memory, password.as_bytes(), hash), theirs, "{password} against {hash}");
+            }
+        }
     }
 }
