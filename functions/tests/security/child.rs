@@ -5,10 +5,9 @@
 use std::{net::TcpListener, path::PathBuf, process::Stdio, time::Duration};
 
 use reqwest::StatusCode;
-use sqlx::{Connection as _, PgConnection};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{amqp_url, delete_topology, eventually, postgres_server};
+use crate::helpers::{amqp_url, drop_database_and_topology, eventually, postgres_server};
 
 /// A running `orderflow api` child process.
 pub struct ChildApp {
@@ -90,21 +89,7 @@ impl Drop for ChildApp {
     /// Kills the process, then drops its database and deletes its queues.
     fn drop(&mut self) {
         let _ = self.process.start_kill();
-        let database = self.database.clone();
         let topology = shared::messaging::Topology::new(self.queue_prefix.clone(), shared::config::QueueType::Classic);
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&format!("{}/postgres", postgres_server())).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        r#"drop database if exists "{database}" with (force)"#
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-                delete_topology(&topology).await;
-            });
-        });
-        let _ = cleanup.join();
+        drop_database_and_topology(self.database.clone(), topology);
     }
 }
