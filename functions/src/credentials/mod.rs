@@ -7,7 +7,7 @@ mod checker;
 mod throttle;
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
     time::Duration,
 };
@@ -124,16 +124,25 @@ impl Admitted {
     }
 }
 
-/// The client's IP address, from the `ConnectInfo` the server records for each connection
-/// (it must be served with `into_make_service_with_connect_info::<SocketAddr>()`). Without it,
-/// as in tests that call a router directly, every client is `0.0.0.0`: one shared address.
+/// The client's address as the throttle and the checker count it, from the `ConnectInfo` the
+/// server records for each connection (it must be served with
+/// `into_make_service_with_connect_info::<SocketAddr>()`). An IPv6 client counts as its /64
+/// network, which one host is usually given whole. Without `ConnectInfo`, as in tests that
+/// call a router directly, every client is `0.0.0.0`: one shared address.
 ///
 /// Behind a proxy this is the proxy's address, so the per-address limit then applies to all of
 /// its clients together.
 pub fn client_address(extensions: &Extensions) -> IpAddr {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(address)| address.ip())
+    let Some(ConnectInfo(address)) = extensions.get::<ConnectInfo<SocketAddr>>() else {
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    match address.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +155,20 @@ mod tests {
         assert_eq!(Refused::Throttled(Duration::from_millis(2001)).retry_after_secs(), 3);
         assert_eq!(Refused::Throttled(Duration::ZERO).retry_after_secs(), 1);
         assert_eq!(Refused::Busy.retry_after_secs(), 1);
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_network_and_a_mapped_ipv4_one_as_ipv4() {
+        let address_of = |ip: &str| {
+            let mut extensions = Extensions::new();
+            extensions.insert(ConnectInfo(SocketAddr::new(ip.parse().unwrap(), 4000)));
+            client_address(&extensions)
+        };
+
+        assert_eq!(address_of("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(address_of("::ffff:192.0.2.7"), "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert_eq!(address_of("192.0.2.7"), "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert_eq!(client_address(&Extensions::new()), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     }
 
     #[tokio::test]
