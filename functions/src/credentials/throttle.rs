@@ -90,8 +90,9 @@ impl FailureThrottle {
         self.sweep_now_and_then();
     }
 
-    /// Forgets keys whose failures have all come back, once a window: new keys arrive only
-    /// after a password check, so at most a window's worth of checks' keys are ever held.
+    /// Forgets keys whose failures have all come back, once a window. New keys arrive only
+    /// after a password check (a look adds none), so the maps hold at most the keys of about two
+    /// windows' worth of checks, which the checker's threads bound.
     fn sweep_now_and_then(&self) {
         let mut swept = self.swept.lock().expect("login throttle lock poisoned");
         if swept.elapsed() < self.window {
