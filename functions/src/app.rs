@@ -115,6 +115,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             outbox_lag_limit: Duration::from_secs(config.outbox_lag_limit_secs),
             dead_letters: DeadLetterSettings { amqp_url: config.amqp_url.clone(), topology: topology.clone() },
+            passwords: crate::credentials::PasswordGate::from_config(&config),
         };
         Ok(Application {
             config,

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod board;
 pub mod cli;
+pub mod credentials;
 pub mod dead_letters;
 pub mod deps;
 pub mod dlq;

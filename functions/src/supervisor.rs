@@ -2,7 +2,7 @@
 //! journal's writer, retention, the outbox relay, the board and the HTTP server side by side,
 //! each supervised so that one ending stops the others; then one shutdown within one deadline.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
@@ -91,7 +91,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
         // One broadcaster per process: the one its tracing writes to, or (when none was given)
         // one for the board alone, whose stream then stays empty.
         let broadcaster = log_broadcaster.unwrap_or_else(apalis_board::axum::sse::TracingBroadcaster::create);
-        let router = board::router(pool.clone(), &state.outbox, &topology, broadcaster);
+        let router = board::router(pool.clone(), &state.outbox, &topology, broadcaster, state.passwords.clone());
         tracing::info!(board.addr = %board_listener.local_addr()?, "job board listening");
         parts.serve("board", board_listener, router, "The board server failed");
     }
@@ -143,7 +143,11 @@ impl Parts {
     fn serve(&self, name: &'static str, listener: TcpListener, router: Router, failure: &'static str) {
         let stop = self.stop.clone();
         self.intake(name, async move {
-            axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await.context(failure)
+            // The client's address feeds the login throttle.
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .context(failure)
         });
     }
 

@@ -121,6 +121,29 @@ pub struct Config {
     /// Most outbox rows the relay publishes in one batch.
     #[arg(long, env = "OUTBOX_BATCH_SIZE", global = true, default_value_t = 500)]
     pub outbox_batch_size: i64,
+
+    /// Password checks (argon2, about 19 MiB each) that run at once, for login and the board.
+    /// Unset: the number of CPU cores, at most 4.
+    #[arg(long, env = "PASSWORD_CHECK_THREADS", global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub password_check_threads: Option<u16>,
+
+    /// Password checks that may wait for a thread; past them, a login gets 429 with Retry-After.
+    #[arg(long, env = "PASSWORD_CHECK_QUEUE", global = true, default_value_t = 8)]
+    pub password_check_queue: u16,
+
+    /// Failed logins one account (e-mail) may have per LOGIN_THROTTLE_WINDOW_SECS, at once or
+    /// spread out; past them, its logins get 429 with Retry-After until one comes back.
+    #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_failures_per_account: u32,
+
+    /// Failed logins one client address may have per LOGIN_THROTTLE_WINDOW_SECS, whatever the
+    /// account (the board's logins count too).
+    #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", global = true, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_failures_per_address: u32,
+
+    /// Seconds after which every failed login has stopped counting against its account and address.
+    #[arg(long, env = "LOGIN_THROTTLE_WINDOW_SECS", global = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_throttle_window_secs: u64,
 }
 
 impl Config {

@@ -1,5 +1,6 @@
 //! The board's HTTP basic authentication: an admin's e-mail and password, checked against the
-//! argon2 hash in `users`, and remembered for a while.
+//! argon2 hash in `users` through the API's password gate (one bounded pool, one throttle), and
+//! remembered for a while.
 
 use std::{
     collections::HashMap,
@@ -7,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use argon2::{Argon2, PasswordVerifier};
 use axum::{
     extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
@@ -18,11 +18,16 @@ use base64::Engine;
 use shared::db::users;
 use sqlx::PgPool;
 
+use crate::credentials::{self, PasswordGate, Refused};
+
 /// Checks board credentials against the admins in the database. argon2 is deliberately slow and
 /// the UI makes many requests, so a verified `Authorization` value is remembered for a while.
+/// An unknown or non-admin e-mail is checked against the decoy hash, so the answer's timing and
+/// throttling say nothing about which e-mails are admins.
 #[derive(Clone)]
 pub struct BoardAuth {
     pool: PgPool,
+    passwords: PasswordGate,
     verified: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
@@ -32,9 +37,9 @@ const REMEMBER: Duration = Duration::from_secs(300);
 const REMEMBER_MAX: usize = 64;
 
 impl BoardAuth {
-    /// Checks against the admins in `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        BoardAuth { pool, verified: Arc::new(Mutex::new(HashMap::new())) }
+    /// Checks against the admins in `pool`, through `passwords`.
+    pub fn new(pool: PgPool, passwords: PasswordGate) -> Self {
+        BoardAuth { pool, passwords, verified: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     fn remembered(&self, header: &str) -> bool {
@@ -51,40 +56,48 @@ impl BoardAuth {
         verified.insert(header.to_owned(), Instant::now());
     }
 
-    async fn check(&self, header: &str) -> bool {
+    async fn check(&self, header: &str, client: std::net::IpAddr) -> Result<bool, Refused> {
         if self.remembered(header) {
-            return true;
+            return Ok(true);
         }
         let Some(credentials) = header
             .strip_prefix("Basic ")
             .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
             .and_then(|decoded| String::from_utf8(decoded).ok())
         else {
-            return false;
+            return Ok(false);
         };
-        let Some((email, password)) = credentials.split_once(':') else { return false };
-        let Ok(Some(hash)) = users::admin_password_hash(&self.pool, email).await else { return false };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
-        })
-        .await
-        .unwrap_or(false);
+        let Some((email, password)) = credentials.split_once(':') else { return Ok(false) };
+        let admitted = self.passwords.admit(email, client)?;
+        let hash = users::admin_password_hash(&self.pool, email).await;
+        // No early return: an unknown e-mail, a non-admin and an unreachable database all check
+        // the decoy hash.
+        let ok = admitted.verify(password.to_owned(), hash.ok().flatten()).await;
         if ok {
             self.remember(header);
         }
-        ok
+        Ok(ok)
     }
 }
 
-/// Lets a request through if it carries an admin's credentials; answers 401 otherwise.
+/// Lets a request through if it carries an admin's credentials; answers 401 otherwise, and 429
+/// while the throttle or the password pool refuses the attempt.
 pub async fn require_admin(State(auth): State<BoardAuth>, request: Request, next: Next) -> Response {
+    let client = credentials::client_address(request.extensions());
     let authorized = match request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(header) => auth.check(header).await,
-        None => false,
+        Some(header) => auth.check(header, client).await,
+        None => Ok(false),
     };
-    if authorized {
-        return next.run(request).await;
+    match authorized {
+        Ok(true) => return next.run(request).await,
+        Ok(false) => {}
+        Err(refused) => {
+            let secs = refused.retry_after_secs();
+            let message = format!("too many attempts; retry in {secs} s");
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return response;
+        }
     }
     let mut response = (StatusCode::UNAUTHORIZED, "the board needs an admin's e-mail and password").into_response();
     response.headers_mut().insert(

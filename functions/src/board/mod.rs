@@ -36,7 +36,10 @@ use self::{
     auth::{BoardAuth, require_admin},
     backend::JournalBackend,
 };
-use crate::registry::{Function, board_queue};
+use crate::{
+    credentials::PasswordGate,
+    registry::{Function, board_queue},
+};
 
 /// The board's live log stream.
 pub type LogBroadcaster = Arc<Mutex<TracingBroadcaster>>;
@@ -54,7 +57,14 @@ pub fn board_log_layer(broadcaster: &LogBroadcaster) -> anyhow::Result<BoxedLaye
 }
 
 /// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
-pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcaster: LogBroadcaster) -> Router {
+/// Credentials are checked through `passwords`, the API's gate (one pool, one throttle).
+pub fn router(
+    pool: PgPool,
+    outbox: &OutboxSignal,
+    topology: &Topology,
+    broadcaster: LogBroadcaster,
+    passwords: PasswordGate,
+) -> Router {
     let queues: Arc<Vec<String>> = Arc::new(Function::ALL.iter().map(|f| board_queue(*f, topology)).collect());
     let backends = Backends { pool: &pool, outbox, topology, queues: &queues };
     // The first registration also answers the board's global routes; the journal backend
@@ -67,7 +77,7 @@ pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcas
     Router::new()
         .nest("/api/v1", api.build().layer(Extension(broadcaster)))
         .fallback_service(ServeUI::new())
-        .layer(middleware::from_fn_with_state(BoardAuth::new(pool), require_admin))
+        .layer(middleware::from_fn_with_state(BoardAuth::new(pool, passwords), require_admin))
 }
 
 /// What every queue's journal backend is built from.

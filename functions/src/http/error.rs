@@ -10,6 +10,8 @@ use axum::{
 use serde::Serialize;
 use shared::{db, domain::ValidationError};
 
+use crate::credentials::Refused;
+
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -71,6 +73,15 @@ pub enum ApiError {
         /// What was not found.
         message: String,
     },
+    /// 429 `too_many_requests`, with `Retry-After`: every password check is taken, or the account
+    /// or the client address has too many failed logins; retrying after the wait works.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Seconds to wait, sent as `Retry-After`.
+        retry_after_secs: u64,
+        /// What is wrong.
+        message: String,
+    },
     /// 503 `service_unavailable`, with `Retry-After`: a dependency is down; retrying later works.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
@@ -116,6 +127,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UnknownReference { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -133,6 +145,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::UnknownReference { .. } => "unknown_reference",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -143,6 +156,15 @@ impl ApiError {
             ApiError::Validation { field, .. } => field.as_deref(),
             ApiError::InvalidParameter { field, .. } => Some(field),
             ApiError::UnknownReference { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// How long a client should wait before retrying, for the errors that say so.
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) => Some(5),
             _ => None,
         }
     }
@@ -161,6 +183,18 @@ impl ApiError {
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         ApiError::Validation { field: Some(e.field.to_owned()), message: e.message }
+    }
+}
+
+/// A login refused before its password was checked.
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        let retry_after_secs = refused.retry_after_secs();
+        let message = match refused {
+            Refused::Busy => format!("too many logins at once; retry in {retry_after_secs} s"),
+            Refused::Throttled(_) => format!("too many failed logins; retry in {retry_after_secs} s"),
+        };
+        ApiError::TooManyRequests { retry_after_secs, message }
     }
 }
 
@@ -190,14 +224,11 @@ impl IntoResponse for ApiError {
         let body =
             ErrorBody { error: ErrorDetail { code: self.code(), message, field: self.field().map(str::to_owned) } };
         let mut response = (status, Json(body)).into_response();
-        match status {
-            StatusCode::SERVICE_UNAVAILABLE => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            StatusCode::UNAUTHORIZED => {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            _ => {}
+        if let Some(secs) = self.retry_after_secs() {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -1,5 +1,5 @@
 //! Extractors whose rejections are our own JSON errors, naming the field at fault, instead of
-//! axum's plain-text ones.
+//! axum's plain-text ones; and the client's address, which never rejects.
 
 use axum::{
     body::Bytes,
@@ -9,6 +9,19 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
+use crate::credentials;
+
+/// The client's IP address, as the connection shows it (see [`credentials::client_address`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(credentials::client_address(&parts.extensions)))
+    }
+}
 
 /// A JSON body. Malformed JSON is a 400 `malformed_json`; a missing field or a wrong type is a
 /// 400 `validation_failed` naming the field; a body over the limit is a 413.

@@ -1,12 +1,13 @@
-//! `POST /api/auth/login`: trades the e-mail and password of a user for a bearer token.
+//! `POST /api/auth/login`: trades the e-mail and password of a user for a bearer token. The
+//! password is checked through the [`PasswordGate`](crate::credentials::PasswordGate): throttled
+//! per account and client address, on a bounded pool.
 
-use argon2::{Argon2, PasswordVerifier};
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::db::users;
 
-use super::{ApiError, ApiJson, AppState, AuthUser, ErrorBody};
+use super::{ApiError, ApiJson, AppState, AuthUser, ClientAddress, ErrorBody};
 
 /// A login attempt.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -26,11 +27,6 @@ pub struct LoginResponse {
     expires_at: DateTime<Utc>,
 }
 
-/// Checked when the e-mail is unknown, so that a wrong e-mail and a wrong password take the
-/// same time and a caller cannot probe which e-mails exist.
-const DECOY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$TjxlOTO7srsoN0VtAkSe8A$9dfQxYUKTx+FLgRv5rz5JjduaXD2LDij2tfIo5YtSMQ";
-
 /// Logs a user in.
 #[utoipa::path(
     post, path = "/api/auth/login", tag = "auth",
@@ -41,14 +37,19 @@ const DECOY_HASH: &str =
         (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = ErrorBody),
         (status = 413, description = "Body over MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "Body not declared as JSON", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many failed logins for the account or the client \
+                                      address, or too many logins at once; retry after `Retry-After` seconds",
+         body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
     )
 )]
 ///
 /// # Errors
-/// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password.
+/// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password, 429
+/// `too_many_requests` when throttled or when every password check is taken.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     if request.email.trim().is_empty() {
@@ -65,17 +66,14 @@ pub async fn login(
     if request.password.is_empty() {
         return Err(ApiError::Validation { field: Some("password".into()), message: "must not be empty".into() });
     }
+    // Admitted before the lookup: a refused attempt costs neither the database nor argon2.
+    let admitted = state.passwords.admit(&request.email, client)?;
     let credentials = users::find_credentials_by_email(&state.pool, request.email.trim()).await?;
     let (user, hash) = match credentials {
-        Some(c) => (Some(AuthUser { user_id: c.user_id, is_admin: c.is_admin }), c.password_hash),
-        None => (None, DECOY_HASH.to_owned()),
+        Some(c) => (Some(AuthUser { user_id: c.user_id, is_admin: c.is_admin }), Some(c.password_hash)),
+        None => (None, None),
     };
-    // argon2 is deliberately slow (tens of milliseconds): keep it off the async workers.
-    let password_ok = tokio::task::spawn_blocking(move || {
-        Argon2::default().verify_password(request.password.as_bytes(), hash.as_str()).is_ok()
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let password_ok = admitted.verify(request.password, hash).await;
     let (Some(user), true) = (user, password_ok) else {
         return Err(ApiError::unauthorized("invalid_credentials", "wrong e-mail or password"));
     };

@@ -38,9 +38,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_scalar::Servable as _;
 use uuid::Uuid;
 
+use crate::credentials::PasswordGate;
+
 pub use auth::{AuthUser, TokenKeys};
 pub use error::{ApiError, ErrorBody};
-pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimit};
+pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimit, ClientAddress};
 
 /// What HTTP functions need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -61,6 +63,8 @@ pub struct AppState {
     pub outbox_lag_limit: std::time::Duration,
     /// Where dead letters are read and replayed.
     pub dead_letters: DeadLetterSettings,
+    /// Checks passwords (bounded and throttled), shared with the board.
+    pub passwords: PasswordGate,
 }
 
 /// How to reach the error queues.
@@ -233,6 +237,7 @@ mod tests {
                 amqp_url: "amqp://localhost".into(),
                 topology: shared::messaging::Topology::new("", shared::config::QueueType::Classic),
             },
+            passwords: PasswordGate::from_config(&shared::Config::from_env()),
         }
     }
 

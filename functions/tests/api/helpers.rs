@@ -265,23 +265,26 @@ impl Drop for TestApp {
     /// Drops the database and deletes the queues, even when the test failed.
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let database = self.database.clone();
-        let topology = self.topology();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&format!("{}/postgres", postgres_server())).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        r#"drop database if exists "{database}" with (force)"#
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-                delete_topology(&topology).await;
-            });
-        });
-        let _ = cleanup.join();
+        drop_database_and_topology(self.database.clone(), self.topology());
     }
+}
+
+/// Drops a test database and deletes a test topology, from synchronous code (a `Drop`), on a
+/// thread of its own so that it works inside and outside a runtime.
+pub fn drop_database_and_topology(database: String, topology: Topology) {
+    let cleanup = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            if let Ok(mut conn) = PgConnection::connect(&format!("{}/postgres", postgres_server())).await {
+                let _ =
+                    sqlx::query(sqlx::AssertSqlSafe(format!(r#"drop database if exists "{database}" with (force)"#)))
+                        .execute(&mut conn)
+                        .await;
+            }
+            delete_topology(&topology).await;
+        });
+    });
+    let _ = cleanup.join();
 }
 
 /// Deletes every queue and exchange of a topology.
