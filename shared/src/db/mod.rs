@@ -7,6 +7,7 @@ pub mod notifications;
 pub mod orders;
 pub mod outbox;
 pub mod products;
+pub mod settings;
 pub mod users;
 
 use std::time::Duration;
