@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    accounts,
     board::{self, LogBroadcaster},
     deps::FunctionDeps,
     http::{self, AppState, DeadLetterSettings, TokenKeys},
@@ -98,15 +99,9 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with(config: Config, role: Role, externals: Externals) -> anyhow::Result<Self> {
-        let (secret, is_default) = config.jwt_secret();
-        if is_default {
-            tracing::warn!(
-                "JWT_SECRET is not set: tokens are signed with the public development secret. \
-                 Set JWT_SECRET to a long random value before exposing orderflow."
-            );
-        }
-        let tokens = Arc::new(TokenKeys::new(secret, Duration::from_secs(config.jwt_ttl_secs)));
         let pool = db::connect_and_migrate(&config.database_url, config.db_max_connections, DATABASE_PATIENCE).await?;
+        let secret = accounts::token_secret(&pool, &config).await?;
+        let tokens = Arc::new(TokenKeys::new(secret.expose(), Duration::from_secs(config.jwt_ttl_secs)));
         let publisher = Arc::new(Publisher::new(config.amqp_url.clone(), topology(&config)));
         let broker = BrokerHealth::default();
         broker.register("publisher", {

@@ -2,6 +2,7 @@
 //! functions (`on_<event>`), the cron function (`expire_orders`), all registered in
 //! [`registry`], and the `orderflow` binary's start-up in [`app`].
 
+pub mod accounts;
 pub mod app;
 pub mod board;
 pub mod cli;

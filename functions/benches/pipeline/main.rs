@@ -139,7 +139,6 @@ async fn start_orderflow(env: &Env, role: Role, tweak: impl FnOnce(&mut Config))
         env.topology.queue(shared::events::EventType::OrderCreated).replace("order-created-event", "");
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.board_addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some("a-benchmark-secret-long-enough".parse().unwrap());
     config.db_max_connections = POOL;
     config.payment_delay_ms = 0;
     config.payment_success_rate = 1.0;
@@ -672,7 +671,6 @@ async fn idle(rows: &mut Vec<Row>) {
         .env("QUEUE_PREFIX", &prefix)
         .env("HTTP_ADDR", http.to_string())
         .env("BOARD_ADDR", board.to_string())
-        .env("JWT_SECRET", "a-benchmark-secret-long-enough")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

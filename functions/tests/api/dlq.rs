@@ -10,7 +10,7 @@ use std::{
 };
 
 use chrono::Utc;
-use orderflow::http::{AuthUser, TokenKeys};
+use orderflow::http::AuthUser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::{
@@ -199,11 +199,7 @@ async fn the_cli_lists_dead_letters_with_attempts_and_errors_and_replays_them() 
 #[tokio::test]
 async fn only_admins_may_see_or_replay_dead_letters() {
     let app = app().spawn().await;
-    let secret = app.config.jwt_secret().0.to_owned();
-    let user = TokenKeys::new(&secret, Duration::from_secs(60))
-        .issue(AuthUser { user_id: 1, is_admin: false }, Utc::now())
-        .unwrap()
-        .token;
+    let user = app.token_keys().await.issue(AuthUser { user_id: 1, is_admin: false }, Utc::now()).unwrap().token;
 
     let list = app.get(&user, "/api/dead-letters").await;
     let replay = app

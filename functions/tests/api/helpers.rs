@@ -16,7 +16,10 @@ use lapin::{
     },
     types::FieldTable,
 };
-use orderflow::app::{Application, Externals, Role};
+use orderflow::{
+    app::{Application, Externals, Role},
+    http::TokenKeys,
+};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared::{Config, events::EventType, messaging::Topology, payments::PaymentGateway};
@@ -68,7 +71,6 @@ pub fn test_config() -> Config {
     config.queue_prefix = format!("test-{}-", &id[..12]);
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.board_addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some("a-test-secret-that-is-long-enough".parse().unwrap());
     config.db_max_connections = 5;
     config.outbox_poll_ms = 100;
     config.shutdown_timeout_secs = 5;
@@ -228,6 +230,23 @@ impl TestApp {
         let response = self.login("admin@example.com", "admin123").await;
         assert_eq!(response.status(), StatusCode::OK, "admin login failed");
         response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The secret this app signs tokens with: `JWT_SECRET`, or else the one it generated and
+    /// keeps in its database.
+    pub async fn jwt_secret(&self) -> String {
+        match &self.config.jwt_secret {
+            Some(secret) => secret.expose().to_owned(),
+            None => sqlx::query_scalar("select value from settings where name = 'jwt_secret'")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Keys that sign tokens as this app does, valid for a minute.
+    pub async fn token_keys(&self) -> TokenKeys {
+        TokenKeys::new(&self.jwt_secret().await, Duration::from_secs(60))
     }
 
     /// `POST /api/orders` with a JSON body, as the admin.
