@@ -21,7 +21,7 @@ use crate::{
     accounts,
     board::{self, LogBroadcaster},
     deps::FunctionDeps,
-    http::{self, AppState, DeadLetterSettings, TokenKeys},
+    http::{self, Accounts, AppState, DeadLetterSettings, TokenKeys},
     registry::{self, Function, WorkerSettings},
 };
 
@@ -119,9 +119,16 @@ impl Application {
             ),
             Role::Worker(_) => None,
         };
+        let listening: Vec<SocketAddr> = [Some(&http), board.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(TcpListener::local_addr)
+            .collect::<Result<_, _>>()?;
+        let demo_password_allowed = accounts::prepare(&pool, &config, &listening).await?;
         let state = AppState {
             pool: pool.clone(),
             tokens,
+            accounts: Accounts::new(demo_password_allowed),
             outbox: OutboxSignal::default(),
             broker,
             metrics: Arc::new(Metrics::default()),

@@ -5,6 +5,8 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::{Args, ValueEnum};
 
+use crate::domain::account;
+
 /// Token signing secrets that have been published with orderflow (the old development default of
 /// the code, docker-compose.yml and the README, and the values its test suites used): anyone can
 /// sign tokens with them, so `JWT_SECRET` may not be any of them.
@@ -39,12 +41,13 @@ pub struct Config {
     )]
     pub amqp_url: String,
 
-    /// Address the HTTP API listens on.
-    #[arg(long, env = "HTTP_ADDR", global = true, default_value = "0.0.0.0:8080")]
+    /// Address the HTTP API listens on. Loopback by default; on any other address the seeded
+    /// demo password stops working (set ADMIN_PASSWORD).
+    #[arg(long, env = "HTTP_ADDR", global = true, default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
-    /// Address the job board (UI and its API) listens on.
-    #[arg(long, env = "BOARD_ADDR", global = true, default_value = "0.0.0.0:8081")]
+    /// Address the job board (UI and its API) listens on. Loopback by default, as HTTP_ADDR.
+    #[arg(long, env = "BOARD_ADDR", global = true, default_value = "127.0.0.1:8081")]
     pub board_addr: SocketAddr,
 
     /// Simulated payment time in milliseconds.
@@ -79,6 +82,15 @@ pub struct Config {
     /// Lifetime of an API token in seconds.
     #[arg(long, env = "JWT_TTL_SECS", global = true, default_value_t = 3600)]
     pub jwt_ttl_secs: u64,
+
+    /// E-mail of the admin that start-up creates, or updates, when ADMIN_PASSWORD is set.
+    #[arg(long, env = "ADMIN_EMAIL", global = true, default_value = "admin@example.com", value_parser = parse_email)]
+    pub admin_email: String,
+
+    /// Password (8+ characters) of the ADMIN_EMAIL admin, set at start-up; it replaces the demo
+    /// password. Prefer the environment variable: a flag shows in the process list.
+    #[arg(long, env = "ADMIN_PASSWORD", global = true, hide_env_values = true, value_parser = parse_password)]
+    pub admin_password: Option<Secret>,
 
     /// Seconds in-flight work may take to finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", global = true, default_value_t = 30)]
@@ -230,6 +242,17 @@ pub fn parse_jwt_secret(s: &str) -> Result<Secret, String> {
     s.parse()
 }
 
+/// A new password (`ADMIN_PASSWORD`), checked by [`account::check_new_password`].
+fn parse_password(s: &str) -> Result<Secret, String> {
+    account::check_new_password(s)?;
+    Ok(Secret(s.to_owned()))
+}
+
+fn parse_email(s: &str) -> Result<String, String> {
+    account::check_email(s.trim())?;
+    Ok(s.trim().to_owned())
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     let rate: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("`{s}` is not between 0 and 1")) }
@@ -278,6 +301,12 @@ mod tests {
         }
         assert!(parse_jwt_secret("short").is_err());
         assert!(parse_jwt_secret("a-real-production-secret").is_ok());
+    }
+
+    #[test]
+    fn the_demo_password_cannot_be_the_bootstrap_admin_password() {
+        assert!(parse_password(account::DEMO_PASSWORD).is_err());
+        assert!(parse_password("a proper passphrase").is_ok());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `POST /api/auth/login`: trades the e-mail and password of a user for a bearer token.
+//! `POST /api/auth/login`: trades the e-mail and password of a user for a bearer token. A
+//! disabled user, or the demo password on a process that listens beyond loopback, gets none.
 
 use argon2::{Argon2, PasswordVerifier};
 use axum::{Json, extract::State};
@@ -38,7 +39,8 @@ const DECOY_HASH: &str =
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed body or missing field", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: wrong e-mail or password; `account_disabled`; \
+            `demo_password_refused`: the demo password on a process listening beyond loopback", body = ErrorBody),
         (status = 413, description = "Body over MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "Body not declared as JSON", body = ErrorBody),
         (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
@@ -46,7 +48,9 @@ const DECOY_HASH: &str =
 )]
 ///
 /// # Errors
-/// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password.
+/// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password, and
+/// (only once the password is right, so they tell a guesser nothing) 401 `account_disabled` or
+/// `demo_password_refused`.
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LoginRequest>,
@@ -67,7 +71,7 @@ pub async fn login(
     }
     let credentials = users::find_credentials_by_email(&state.pool, request.email.trim()).await?;
     let (user, hash) = match credentials {
-        Some(c) => (Some(AuthUser { user_id: c.user_id, is_admin: c.is_admin }), c.password_hash),
+        Some(c) => (Some((AuthUser { user_id: c.user_id, is_admin: c.is_admin }, c.account_state())), c.password_hash),
         None => (None, DECOY_HASH.to_owned()),
     };
     // argon2 is deliberately slow (tens of milliseconds): keep it off the async workers.
@@ -76,9 +80,13 @@ pub async fn login(
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    let (Some(user), true) = (user, password_ok) else {
+    let (Some((user, account)), true) = (user, password_ok) else {
         return Err(ApiError::unauthorized("invalid_credentials", "wrong e-mail or password"));
     };
+    if let Err(refusal) = state.accounts.admit(account) {
+        tracing::info!(user.id = user.user_id, reason = %refusal, "login refused");
+        return Err(refusal);
+    }
     let issued = state.tokens.issue(user, Utc::now())?;
     tracing::info!(user.id = user.user_id, "user logged in");
     Ok(Json(LoginResponse { token: issued.token, expires_at: issued.expires_at }))

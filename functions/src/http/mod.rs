@@ -1,6 +1,7 @@
 //! The HTTP API (DESIGN.md section 4): thin functions that validate, write and respond.
 //! One file per endpoint; [`router`] lists them all.
 
+mod accounts;
 mod auth;
 mod create_order;
 mod dead_letters;
@@ -38,6 +39,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use utoipa_scalar::Servable as _;
 use uuid::Uuid;
 
+pub use accounts::Accounts;
 pub use auth::{AuthUser, TokenKeys};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimit};
@@ -49,6 +51,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Token signing and checking.
     pub tokens: Arc<TokenKeys>,
+    /// Each user's current state, and whether the demo password is accepted here.
+    pub accounts: Accounts,
     /// Wakes the outbox relay after a commit that wrote outbox rows.
     pub outbox: OutboxSignal,
     /// Broker connection health, for readiness.
@@ -72,12 +76,6 @@ pub struct DeadLetterSettings {
     pub topology: shared::messaging::Topology,
 }
 
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
-
 impl FromRef<AppState> for Arc<Metrics> {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()
@@ -94,7 +92,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The full API: public routes, token-protected `/api` routes, health and metrics, and its
 /// documentation (`/api/openapi.json`, and the interactive page at `/docs`).
 pub fn router(state: AppState) -> Router {
-    let (routes, spec) = documented_routes(state.tokens.clone()).split_for_parts();
+    let protect = |routes: OpenApiRouter<AppState>| {
+        routes.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))
+    };
+    let (routes, spec) = documented_routes(protect).split_for_parts();
     let docs = Router::from(utoipa_scalar::Scalar::with_url("/docs", spec.clone()));
     let routes = routes.route("/api/openapi.json", get(move || async move { axum::Json(spec) })).merge(docs);
     finish(routes, state)
@@ -102,12 +103,15 @@ pub fn router(state: AppState) -> Router {
 
 /// The OpenAPI document of [`router`], generated from the handlers and types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let tokens = Arc::new(TokenKeys::new("only-to-build-the-document", std::time::Duration::from_secs(1)));
-    documented_routes(tokens).into_openapi()
+    // The token check is a layer over the routes; it adds nothing to the document.
+    documented_routes(|routes| routes).into_openapi()
 }
 
 /// Every API route, registered together with its OpenAPI description, so the two cannot drift.
-fn documented_routes(tokens: Arc<TokenKeys>) -> OpenApiRouter<AppState> {
+/// `protect` puts the token check over the routes that need a token.
+fn documented_routes(
+    protect: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(create_order::create_order, list_orders::list_orders))
         .routes(routes!(get_order::get_order))
@@ -116,10 +120,9 @@ fn documented_routes(tokens: Arc<TokenKeys>) -> OpenApiRouter<AppState> {
         .routes(routes!(list_products::list_products))
         .routes(routes!(list_users::list_users))
         .routes(routes!(dead_letters::list_dead_letters))
-        .routes(routes!(dead_letters::replay_dead_letters))
-        .route_layer(middleware::from_fn_with_state(tokens, auth::require_auth));
+        .routes(routes!(dead_letters::replay_dead_letters));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(protected)
+        .merge(protect(protected))
         .routes(routes!(login::login))
         .merge(operations_routes())
 }
@@ -224,6 +227,7 @@ mod tests {
         AppState {
             pool,
             tokens: Arc::new(TokenKeys::new("a-secret-for-tests-only", std::time::Duration::from_secs(60))),
+            accounts: Accounts::new(true),
             outbox: OutboxSignal::default(),
             broker: BrokerHealth::default(),
             metrics: Arc::new(Metrics::default()),
