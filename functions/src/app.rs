@@ -253,7 +253,9 @@ impl Application {
         }));
 
         if let Some(board_listener) = board {
-            let router = board::router(pool.clone(), &state.outbox, &topology(&config), log_broadcaster);
+            let demo_password_allowed = state.accounts.demo_password_allowed();
+            let router =
+                board::router(pool.clone(), &state.outbox, &topology(&config), log_broadcaster, demo_password_allowed);
             tracing::info!(board.addr = %board_listener.local_addr()?, "job board listening");
             intake.spawn(supervised("board", stop.clone(), {
                 let stop = stop.clone();

@@ -1,5 +1,6 @@
 //! The job board: apalis-board's UI and API over the job journal, on `BOARD_ADDR`, behind HTTP
-//! basic authentication with an admin's credentials (the seeded `admin@example.com`).
+//! basic authentication with an enabled admin's credentials (the seeded `admin@example.com`,
+//! whose demo password works only while the process listens on loopback alone).
 //!
 //! The UI is a prebuilt WASM app that expects to own `/` of its origin with its API at
 //! `/api/v1`, hence its own listener. Its live log stream (`/api/v1/events`) carries the events
@@ -51,8 +52,15 @@ pub fn board_log_layer(broadcaster: &LogBroadcaster) -> anyhow::Result<BoxedLaye
         .boxed())
 }
 
-/// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
-pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcaster: LogBroadcaster) -> Router {
+/// The board: every function's queue registered, the UI as the fallback, all behind basic auth
+/// (which accepts the demo password only if `demo_password_allowed`).
+pub fn router(
+    pool: PgPool,
+    outbox: &OutboxSignal,
+    topology: &Topology,
+    broadcaster: LogBroadcaster,
+    demo_password_allowed: bool,
+) -> Router {
     let queues: Arc<Vec<String>> = Arc::new(Function::ALL.iter().map(|f| board_queue(*f, topology)).collect());
     let journal = Journal { pool: &pool, outbox, topology, queues: &queues };
     // The first registration also answers the board's global routes; the journal backend
@@ -65,7 +73,7 @@ pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcas
     Router::new()
         .nest("/api/v1", api.build().layer(Extension(broadcaster)))
         .fallback_service(ServeUI::new())
-        .layer(middleware::from_fn_with_state(BoardAuth::new(pool), require_admin))
+        .layer(middleware::from_fn_with_state(BoardAuth::new(pool, demo_password_allowed), require_admin))
 }
 
 /// What every queue's journal backend is built from.
@@ -88,21 +96,23 @@ impl Journal<'_> {
 }
 
 /// Checks board credentials against the admins in the database. argon2 is deliberately slow and
-/// the UI makes many requests, so a verified `Authorization` value is remembered for a while.
+/// the UI makes many requests, so a verified `Authorization` value is remembered for a moment.
 #[derive(Clone)]
 struct BoardAuth {
     pool: PgPool,
+    demo_password_allowed: bool,
     verified: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
-/// How long verified credentials are trusted without checking the hash again.
-const REMEMBER: Duration = Duration::from_secs(300);
+/// How long verified credentials are trusted without checking the hash again: a few seconds, so
+/// that a disabled or demoted admin loses the board as quickly as their API tokens.
+const REMEMBER: Duration = Duration::from_secs(5);
 /// Most remembered credentials.
 const REMEMBER_MAX: usize = 64;
 
 impl BoardAuth {
-    fn new(pool: PgPool) -> Self {
-        BoardAuth { pool, verified: Arc::new(Mutex::new(HashMap::new())) }
+    fn new(pool: PgPool, demo_password_allowed: bool) -> Self {
+        BoardAuth { pool, demo_password_allowed, verified: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     fn remembered(&self, header: &str) -> bool {
@@ -131,10 +141,16 @@ impl BoardAuth {
             return false;
         };
         let Some((email, password)) = credentials.split_once(':') else { return false };
-        let hash =
-            sqlx::query_scalar!("select password_hash from users where lower(email) = lower($1) and is_admin", email)
-                .fetch_optional(&self.pool)
-                .await;
+        let hash = sqlx::query_scalar!(
+            r#"
+            select password_hash from users
+            where lower(email) = lower($1) and is_admin and not disabled and (not password_is_demo or $2)
+            "#,
+            email,
+            self.demo_password_allowed
+        )
+        .fetch_optional(&self.pool)
+        .await;
         let Ok(Some(hash)) = hash else { return false };
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || {
