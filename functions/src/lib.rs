@@ -15,3 +15,4 @@ pub mod on_order_completed;
 pub mod on_order_created;
 pub mod on_order_expired;
 pub mod registry;
+pub mod users;

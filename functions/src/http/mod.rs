@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 mod create_order;
+mod create_user;
 mod dead_letters;
 mod error;
 mod extract;
@@ -16,6 +17,7 @@ mod list_users;
 mod login;
 mod metrics;
 mod order_events;
+mod update_user;
 
 use std::sync::Arc;
 
@@ -118,7 +120,8 @@ fn documented_routes(
         .routes(routes!(order_events::order_events))
         .routes(routes!(list_notifications::list_notifications))
         .routes(routes!(list_products::list_products))
-        .routes(routes!(list_users::list_users))
+        .routes(routes!(list_users::list_users, create_user::create_user))
+        .routes(routes!(update_user::update_user))
         .routes(routes!(dead_letters::list_dead_letters))
         .routes(routes!(dead_letters::replay_dead_letters));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -148,7 +151,8 @@ fn operations_routes() -> OpenApiRouter<AppState> {
     tags(
         (name = "auth", description = "Tokens"),
         (name = "orders", description = "Orders, their notifications and their timeline"),
-        (name = "catalogue", description = "Seeded users and products"),
+        (name = "catalogue", description = "Seeded products"),
+        (name = "users", description = "Who may log in, managed by admins"),
         (name = "operations", description = "Health, metrics and dead letters")
     )
 )]

@@ -197,15 +197,8 @@ async fn the_cli_lists_dead_letters_with_attempts_and_errors_and_replays_them() 
 #[tokio::test]
 async fn only_admins_may_see_or_replay_dead_letters() {
     let app = app().spawn().await;
-    // A user who is not an admin, with the admin's password hash (so admin123, not flagged demo).
-    sqlx::query(
-        "insert into users (email, name, password_hash) select 'ada@example.com', 'Ada', password_hash from users where id = 1",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    let response = app.login("ada@example.com", "admin123").await;
-    let user = response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    app.create_user("ada@example.com", "ada's own password", false).await;
+    let user = app.token_of("ada@example.com", "ada's own password").await;
 
     let list = app.get(&user, "/api/dead-letters").await;
     let replay = app

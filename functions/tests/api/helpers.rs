@@ -227,9 +227,28 @@ impl TestApp {
 
     /// Logs in as the seeded admin and returns the bearer token.
     pub async fn admin_token(&self) -> String {
-        let response = self.login("admin@example.com", "admin123").await;
-        assert_eq!(response.status(), StatusCode::OK, "admin login failed");
+        self.token_of("admin@example.com", "admin123").await
+    }
+
+    /// Logs in and returns the bearer token.
+    pub async fn token_of(&self, email: &str, password: &str) -> String {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), StatusCode::OK, "login as {email} failed");
         response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user over `POST /api/users` as the seeded admin and returns its id.
+    pub async fn create_user(&self, email: &str, password: &str, is_admin: bool) -> i64 {
+        let response = self
+            .client
+            .post(self.url("/api/users"))
+            .bearer_auth(self.admin_token().await)
+            .json(&json!({ "email": email, "password": password, "isAdmin": is_admin }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "creating {email} failed");
+        response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
     }
 
     /// The secret this app signs tokens with: `JWT_SECRET`, or else the one it generated and
