@@ -33,6 +33,17 @@ impl AuthUser {
     pub fn require_admin(self) -> Result<Self, ApiError> {
         if self.is_admin { Ok(self) } else { Err(ApiError::Forbidden("this needs an admin".into())) }
     }
+
+    /// The user whose data a request may read: `None` for an admin (everyone's), the caller's
+    /// own id otherwise.
+    pub fn owner_filter(self) -> Option<i64> {
+        (!self.is_admin).then_some(self.user_id)
+    }
+
+    /// Whether the caller may read or write data of `owner`: admins everyone's, others their own.
+    pub fn may_access(self, owner: i64) -> bool {
+        self.is_admin || self.user_id == owner
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
