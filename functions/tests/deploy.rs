@@ -270,6 +270,19 @@ fn docker_compose_yml_requires_an_admin_password_and_carries_no_secret() {
 }
 
 #[test]
+fn docker_compose_yml_publishes_postgres_and_rabbitmq_on_loopback_only() {
+    let compose = parsed_compose();
+
+    for service_name in ["db", "rabbitmq"] {
+        let ports: Vec<String> = serde_yaml_ng::from_value(compose["services"][service_name]["ports"].clone()).unwrap();
+        assert!(!ports.is_empty(), "{service_name} publishes no port");
+        for port in ports {
+            assert!(port.starts_with("127.0.0.1:"), "{service_name} publishes {port} beyond loopback");
+        }
+    }
+}
+
+#[test]
 fn a_misspelled_setting_in_docker_compose_yml_is_reported() {
     let original = read("docker-compose.yml");
     let misspelled = original.replacen("DATABASE_URL:", "DATABSE_URL:", 1);
