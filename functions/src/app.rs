@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::deps::Externals;
 use crate::{
+    accounts,
     board::LogBroadcaster,
-    http::{AppState, DeadLetterSettings, TokenKeys},
+    http::{Accounts, AppState, DeadLetterSettings, TokenKeys},
     registry::Function,
     supervisor,
 };
@@ -79,15 +80,9 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with(config: Config, role: Role, externals: Externals) -> anyhow::Result<Self> {
-        let (secret, is_default) = config.jwt_secret();
-        if is_default {
-            tracing::warn!(
-                "JWT_SECRET is not set: tokens are signed with the public development secret. \
-                 Set JWT_SECRET to a long random value before exposing orderflow."
-            );
-        }
-        let tokens = Arc::new(TokenKeys::new(secret, Duration::from_secs(config.jwt_ttl_secs)));
         let pool = db::connect_and_migrate(&config.database_url, config.db_max_connections, DATABASE_PATIENCE).await?;
+        let secret = accounts::token_secret(&pool, &config).await?;
+        let tokens = Arc::new(TokenKeys::new(secret.expose(), Duration::from_secs(config.jwt_ttl_secs)));
         let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
         let publisher = Arc::new(Publisher::new(config.amqp_url.clone(), topology.clone()));
         let broker = BrokerHealth::default();
@@ -106,9 +101,16 @@ impl Application {
             ),
             Role::Worker(_) => None,
         };
+        let listening: Vec<SocketAddr> = [Some(&http), board.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(TcpListener::local_addr)
+            .collect::<Result<_, _>>()?;
+        let demo_password_allowed = accounts::prepare(&pool, &config, &listening).await?;
         let state = AppState {
             pool: pool.clone(),
             tokens,
+            accounts: Accounts::new(demo_password_allowed),
             outbox: OutboxSignal::default(),
             broker,
             metrics: Arc::new(Metrics::default()),

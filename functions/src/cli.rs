@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::Config;
 
-use crate::registry::Function;
+use crate::{registry::Function, users::UsersCommand};
 
 /// orderflow: event-driven order processing on PostgreSQL and RabbitMQ.
 ///
@@ -36,6 +36,9 @@ pub enum Command {
     /// List and replay dead-lettered messages (the `<queue>_error` queues).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Manage who may log in: add, set-password, disable, enable, list.
+    #[command(subcommand)]
+    Users(UsersCommand),
 }
 
 /// `orderflow dlq …`.

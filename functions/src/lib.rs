@@ -2,6 +2,7 @@
 //! functions (`on_<event>`), the cron function (`expire_orders`), all registered in
 //! [`registry`], and the `orderflow` binary's process: built in [`app`], run in [`supervisor`].
 
+pub mod accounts;
 pub mod app;
 pub mod board;
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod on_order_created;
 pub mod on_order_expired;
 pub mod registry;
 pub mod supervisor;
+pub mod users;

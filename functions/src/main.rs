@@ -38,6 +38,7 @@ async fn run(cli: Cli, broadcaster: LogBroadcaster) -> anyhow::Result<()> {
         Command::Worker(args) if args.functions.is_empty() => Role::Worker(Function::ALL.to_vec()),
         Command::Worker(args) => Role::Worker(args.functions),
         Command::Dlq(command) => return orderflow::dlq::run(&cli.config, command).await,
+        Command::Users(command) => return orderflow::users::run(&cli.config, command).await,
         Command::Migrate => {
             shared::db::connect_and_migrate(&cli.config.database_url, 1, Duration::from_secs(60)).await?;
             tracing::info!("database is up to date");

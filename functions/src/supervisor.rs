@@ -91,7 +91,14 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
         // One broadcaster per process: the one its tracing writes to, or (when none was given)
         // one for the board alone, whose stream then stays empty.
         let broadcaster = log_broadcaster.unwrap_or_else(apalis_board::axum::sse::TracingBroadcaster::create);
-        let router = board::router(pool.clone(), &state.outbox, &topology, broadcaster, state.passwords.clone());
+        let router = board::router(
+            pool.clone(),
+            &state.outbox,
+            &topology,
+            broadcaster,
+            state.passwords.clone(),
+            state.accounts.demo_password_allowed(),
+        );
         tracing::info!(board.addr = %board_listener.local_addr()?, "job board listening");
         parts.serve("board", board_listener, router, "The board server failed");
     }

@@ -116,6 +116,23 @@ fn interpolate_unset(value: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// The variable a compose value requires, if the value is exactly `${NAME:?message}` or
+/// `${NAME?message}`: compose refuses to start without NAME, printing the message, so there is
+/// no value to check here.
+fn required_variable(value: &str) -> Option<&str> {
+    let inner = value.strip_prefix("${")?.strip_suffix('}')?;
+    let name_len = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+    let (name, operator) = inner.split_at(name_len);
+    (operator.starts_with(":?") || operator.starts_with('?')).then_some(name)
+}
+
+/// docker-compose.yml parsed, with its merge keys (`<<: *anchor`) resolved.
+fn parsed_compose() -> Value {
+    let mut compose: Value = serde_yaml_ng::from_str(&read("docker-compose.yml")).expect("docker-compose.yml parses");
+    compose.apply_merge().expect("docker-compose.yml's merge keys resolve");
+    compose
+}
+
 /// A YAML scalar as the string a container sees; `None` for a null (a value taken from the
 /// shell that runs compose).
 fn scalar(value: &Value) -> Result<Option<String>, String> {
@@ -190,6 +207,9 @@ fn compose_problems(text: &str, settings: &BTreeMap<String, Setting>) -> Vec<Str
                 continue;
             };
             let Some(raw) = raw else { continue };
+            if required_variable(raw).is_some() {
+                continue;
+            }
             let value = match interpolate_unset(raw) {
                 Ok(value) => value,
                 Err(e) => {
@@ -231,6 +251,35 @@ fn docker_compose_yml_gives_orderflow_only_settings_it_accepts() {
     let problems = compose_problems(&read("docker-compose.yml"), &accepted_settings());
 
     assert!(problems.is_empty(), "{}", report("docker-compose.yml", &problems));
+}
+
+#[test]
+fn docker_compose_yml_requires_an_admin_password_and_carries_no_secret() {
+    let compose = parsed_compose();
+
+    for service_name in ORDERFLOW_SERVICES {
+        let environment = service_environment(&compose["services"][service_name]).unwrap();
+        let value = |name: &str| environment.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        // Required with a message: compose stops with it when ADMIN_PASSWORD is unset.
+        let admin_password = value("ADMIN_PASSWORD").flatten().expect("ADMIN_PASSWORD is set");
+        assert_eq!(required_variable(&admin_password), Some("ADMIN_PASSWORD"), "{service_name}: {admin_password}");
+        assert!(admin_password.len() > "${ADMIN_PASSWORD:?}".len() + 10, "{service_name}: no message");
+        // Passed through from the shell or .env, or absent: never a value anyone can read here.
+        assert_eq!(value("JWT_SECRET").flatten(), None, "{service_name}: JWT_SECRET has a value");
+    }
+}
+
+#[test]
+fn docker_compose_yml_publishes_postgres_and_rabbitmq_on_loopback_only() {
+    let compose = parsed_compose();
+
+    for service_name in ["db", "rabbitmq"] {
+        let ports: Vec<String> = serde_yaml_ng::from_value(compose["services"][service_name]["ports"].clone()).unwrap();
+        assert!(!ports.is_empty(), "{service_name} publishes no port");
+        for port in ports {
+            assert!(port.starts_with("127.0.0.1:"), "{service_name} publishes {port} beyond loopback");
+        }
+    }
 }
 
 #[test]
@@ -489,6 +538,8 @@ fn env_example_problems(text: &str, settings: &BTreeMap<String, Setting>) -> Vec
         };
         match (&setting.default, commented) {
             (None, false) => problems.push(format!("{name} has no default: write `# {name}=` (empty counts as set)")),
+            // A value here would be a published secret or password that people copy.
+            (None, true) if !value.is_empty() => problems.push(format!("{name} has no default: leave it empty")),
             (None, true) => {}
             (Some(default), _) if value != default => {
                 problems.push(format!("{name}={value:?}, but the binary's default is {default:?}"));
@@ -526,6 +577,17 @@ fn a_missing_or_unknown_setting_in_env_example_is_reported() {
 }
 
 #[test]
+fn an_example_value_for_a_setting_without_default_in_env_example_is_reported() {
+    let original = read(".env.example");
+    let broken = original.replacen("\n# JWT_SECRET=\n", "\n# JWT_SECRET=copy-me-into-production\n", 1);
+    assert_ne!(original, broken, ".env.example no longer lists `# JWT_SECRET=`");
+
+    let problems = env_example_problems(&broken, &accepted_settings());
+
+    assert!(problems.contains(&"JWT_SECRET has no default: leave it empty".to_owned()), "{problems:#?}");
+}
+
+#[test]
 fn compose_interpolation_is_read_as_docker_compose_reads_it_when_nothing_is_set() {
     assert_eq!(interpolate_unset("${A:-0 * * * * *}"), Ok("0 * * * * *".to_owned()));
     assert_eq!(interpolate_unset("${A-x}/${B}/$C/$$/${D:+y}"), Ok("x///$/".to_owned()));
@@ -534,4 +596,8 @@ fn compose_interpolation_is_read_as_docker_compose_reads_it_when_nothing_is_set(
         Ok("amqp://guest:guest@rabbitmq:5672/%2f".to_owned())
     );
     assert!(interpolate_unset("${A:?must be set}").is_err());
+    assert_eq!(required_variable("${A:?must be set}"), Some("A"));
+    assert_eq!(required_variable("${A?must be set}"), Some("A"));
+    assert_eq!(required_variable("${A:-x}"), None);
+    assert_eq!(required_variable("x${A:?must be set}"), None);
 }

@@ -5,9 +5,17 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::{Args, ValueEnum};
 
-/// The JWT signing secret used when `JWT_SECRET` is unset. Fine on a laptop, never in production:
-/// start-up logs a loud warning when it is in use.
-pub const DEVELOPMENT_JWT_SECRET: &str = "orderflow-development-secret-change-me";
+use crate::domain::account;
+
+/// Token signing secrets that have been published with orderflow (the old development default of
+/// the code, docker-compose.yml and the README, and the values its test suites used): anyone can
+/// sign tokens with them, so `JWT_SECRET` may not be any of them.
+pub const PUBLISHED_JWT_SECRETS: [&str; 4] = [
+    "orderflow-development-secret-change-me",
+    "a-test-secret-that-is-long-enough",
+    "fault-suite-secret-long-enough",
+    "a-benchmark-secret-long-enough",
+];
 
 /// Every setting of orderflow. Flags are global, so they may follow any subcommand.
 #[derive(Debug, Clone, Args)]
@@ -33,12 +41,13 @@ pub struct Config {
     )]
     pub amqp_url: String,
 
-    /// Address the HTTP API listens on.
-    #[arg(long, env = "HTTP_ADDR", global = true, default_value = "0.0.0.0:8080")]
+    /// Address the HTTP API listens on. Loopback by default; on any other address the seeded
+    /// demo password stops working (set ADMIN_PASSWORD).
+    #[arg(long, env = "HTTP_ADDR", global = true, default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
-    /// Address the job board (UI and its API) listens on.
-    #[arg(long, env = "BOARD_ADDR", global = true, default_value = "0.0.0.0:8081")]
+    /// Address the job board (UI and its API) listens on. Loopback by default, as HTTP_ADDR.
+    #[arg(long, env = "BOARD_ADDR", global = true, default_value = "127.0.0.1:8081")]
     pub board_addr: SocketAddr,
 
     /// Simulated payment time in milliseconds.
@@ -65,13 +74,23 @@ pub struct Config {
     #[arg(long, env = "RETRY_BASE_MS", global = true, default_value_t = 1000)]
     pub retry_base_ms: u64,
 
-    /// Secret that signs API tokens (HS256). Unset means a development value and a warning.
-    #[arg(long, env = "JWT_SECRET", global = true, hide_env_values = true)]
+    /// Secret that signs API tokens (HS256), 16+ characters. Unset: a random secret generated
+    /// once and kept in the database, shared by every process using it.
+    #[arg(long, env = "JWT_SECRET", global = true, hide_env_values = true, value_parser = parse_jwt_secret)]
     pub jwt_secret: Option<Secret>,
 
     /// Lifetime of an API token in seconds.
     #[arg(long, env = "JWT_TTL_SECS", global = true, default_value_t = 3600)]
     pub jwt_ttl_secs: u64,
+
+    /// E-mail of the admin that start-up creates, or updates, when ADMIN_PASSWORD is set.
+    #[arg(long, env = "ADMIN_EMAIL", global = true, default_value = "admin@example.com", value_parser = parse_email)]
+    pub admin_email: String,
+
+    /// Password (8+ characters) of the ADMIN_EMAIL admin, set at start-up; it replaces the demo
+    /// password. Prefer the environment variable: a flag shows in the process list.
+    #[arg(long, env = "ADMIN_PASSWORD", global = true, hide_env_values = true, value_parser = parse_password)]
+    pub admin_password: Option<Secret>,
 
     /// Seconds in-flight work may take to finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", global = true, default_value_t = 30)]
@@ -147,15 +166,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The secret that signs tokens, and whether it is the public development default (unset,
-    /// or set to that same value, as docker-compose does when `JWT_SECRET` is not given).
-    pub fn jwt_secret(&self) -> (&str, bool) {
-        match &self.jwt_secret {
-            Some(secret) => (secret.expose(), secret.expose() == DEVELOPMENT_JWT_SECRET),
-            None => (DEVELOPMENT_JWT_SECRET, true),
-        }
-    }
-
     /// Simulated payment time.
     pub fn payment_delay(&self) -> Duration {
         Duration::from_millis(self.payment_delay_ms)
@@ -242,6 +252,30 @@ impl FromStr for Secret {
     }
 }
 
+/// `JWT_SECRET`: 16+ characters, and not one of [`PUBLISHED_JWT_SECRETS`].
+///
+/// # Errors
+/// Why the value is refused.
+pub fn parse_jwt_secret(s: &str) -> Result<Secret, String> {
+    if PUBLISHED_JWT_SECRETS.contains(&s) {
+        return Err("is a secret published with orderflow, so anyone could sign tokens with it: \
+                    use a long random value, or leave JWT_SECRET unset to have one generated"
+            .into());
+    }
+    s.parse()
+}
+
+/// A new password (`ADMIN_PASSWORD`), checked by [`account::check_new_password`].
+fn parse_password(s: &str) -> Result<Secret, String> {
+    account::check_new_password(s)?;
+    Ok(Secret(s.to_owned()))
+}
+
+fn parse_email(s: &str) -> Result<String, String> {
+    account::check_email(s.trim())?;
+    Ok(s.trim().to_owned())
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     let rate: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("`{s}` is not between 0 and 1")) }
@@ -284,14 +318,18 @@ mod tests {
     }
 
     #[test]
-    fn the_development_secret_is_recognised_even_when_set_explicitly() {
-        let mut config = Config::from_env();
-        config.jwt_secret = None;
-        assert!(config.jwt_secret().1);
-        config.jwt_secret = Some(DEVELOPMENT_JWT_SECRET.parse().unwrap());
-        assert!(config.jwt_secret().1);
-        config.jwt_secret = Some("a-real-production-secret".parse().unwrap());
-        assert!(!config.jwt_secret().1);
+    fn a_published_jwt_secret_is_refused() {
+        for published in PUBLISHED_JWT_SECRETS {
+            assert!(parse_jwt_secret(published).is_err(), "{published}");
+        }
+        assert!(parse_jwt_secret("short").is_err());
+        assert!(parse_jwt_secret("a-real-production-secret").is_ok());
+    }
+
+    #[test]
+    fn the_demo_password_cannot_be_the_bootstrap_admin_password() {
+        assert!(parse_password(account::DEMO_PASSWORD).is_err());
+        assert!(parse_password("a proper passphrase").is_ok());
     }
 
     #[test]

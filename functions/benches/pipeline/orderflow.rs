@@ -34,7 +34,6 @@ pub async fn start_orderflow(env: &Env, role: Role, tweak: impl FnOnce(&mut Conf
     config.queue_prefix = env.queue_prefix();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.board_addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some("a-benchmark-secret-long-enough".parse().unwrap());
     config.db_max_connections = POOL;
     config.payment_delay_ms = 0;
     config.payment_success_rate = 1.0;

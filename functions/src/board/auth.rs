@@ -21,25 +21,29 @@ use sqlx::PgPool;
 use crate::credentials::{self, PasswordGate, Refused};
 
 /// Checks board credentials against the admins in the database. argon2 is deliberately slow and
-/// the UI makes many requests, so a verified `Authorization` value is remembered for a while.
-/// An unknown or non-admin e-mail is checked against the decoy hash, so the answer's timing and
+/// the UI makes many requests, so a verified `Authorization` value is remembered for a moment.
+/// An unknown, disabled or non-admin e-mail (or the demo password where it is refused) is
+/// checked against the decoy hash, so the answer's timing and
 /// throttling say nothing about which e-mails are admins.
 #[derive(Clone)]
 pub struct BoardAuth {
     pool: PgPool,
     passwords: PasswordGate,
+    demo_password_allowed: bool,
     verified: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
-/// How long verified credentials are trusted without checking the hash again.
-const REMEMBER: Duration = Duration::from_secs(300);
+/// How long verified credentials are trusted without checking the hash again: a few seconds, so
+/// that a disabled or demoted admin loses the board as quickly as their API tokens.
+const REMEMBER: Duration = Duration::from_secs(5);
 /// Most remembered credentials.
 const REMEMBER_MAX: usize = 64;
 
 impl BoardAuth {
-    /// Checks against the admins in `pool`, through `passwords`.
-    pub fn new(pool: PgPool, passwords: PasswordGate) -> Self {
-        BoardAuth { pool, passwords, verified: Arc::new(Mutex::new(HashMap::new())) }
+    /// Checks against the enabled admins in `pool`, through `passwords`; the demo password
+    /// counts only if `demo_password_allowed`.
+    pub fn new(pool: PgPool, passwords: PasswordGate, demo_password_allowed: bool) -> Self {
+        BoardAuth { pool, passwords, demo_password_allowed, verified: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     fn remembered(&self, header: &str) -> bool {
@@ -69,7 +73,7 @@ impl BoardAuth {
         };
         let Some((email, password)) = credentials.split_once(':') else { return Ok(false) };
         let admitted = self.passwords.admit(email, client)?;
-        let hash = users::admin_password_hash(&self.pool, email).await;
+        let hash = users::admin_password_hash(&self.pool, email, self.demo_password_allowed).await;
         // No early return: an unknown e-mail, a non-admin and an unreachable database all check
         // the decoy hash.
         let ok = admitted.verify(password.to_owned(), hash.ok().flatten()).await;

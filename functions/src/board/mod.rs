@@ -57,13 +57,15 @@ pub fn board_log_layer(broadcaster: &LogBroadcaster) -> anyhow::Result<BoxedLaye
 }
 
 /// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
-/// Credentials are checked through `passwords`, the API's gate (one pool, one throttle).
+/// Credentials are checked through `passwords`, the API's gate (one pool, one throttle), and the
+/// demo password is accepted only if `demo_password_allowed`.
 pub fn router(
     pool: PgPool,
     outbox: &OutboxSignal,
     topology: &Topology,
     broadcaster: LogBroadcaster,
     passwords: PasswordGate,
+    demo_password_allowed: bool,
 ) -> Router {
     let queues: Arc<Vec<String>> = Arc::new(Function::ALL.iter().map(|f| board_queue(*f, topology)).collect());
     let backends = Backends { pool: &pool, outbox, topology, queues: &queues };
@@ -77,7 +79,7 @@ pub fn router(
     Router::new()
         .nest("/api/v1", api.build().layer(Extension(broadcaster)))
         .fallback_service(ServeUI::new())
-        .layer(middleware::from_fn_with_state(BoardAuth::new(pool, passwords), require_admin))
+        .layer(middleware::from_fn_with_state(BoardAuth::new(pool, passwords, demo_password_allowed), require_admin))
 }
 
 /// What every queue's journal backend is built from.

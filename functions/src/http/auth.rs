@@ -1,7 +1,8 @@
 //! Bearer tokens: HS256 JWTs with an expiry (DESIGN.md section 6.7), issued by login and
-//! required on every `/api` route except login.
+//! required on every `/api` route except login. A token names its user; what the user may do is
+//! read from the user's current state, not from the token.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::{Request, State},
@@ -13,14 +14,14 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use super::ApiError;
+use super::{ApiError, AppState};
 
 /// Who a valid token belongs to; put into the request's extensions by [`require_auth`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthUser {
     /// The user's id.
     pub user_id: i64,
-    /// Whether the user is an admin.
+    /// Whether the user is an admin (now, when put there by [`require_auth`]).
     pub is_admin: bool,
 }
 
@@ -31,6 +32,17 @@ impl AuthUser {
     /// 403 `forbidden` for everyone else.
     pub fn require_admin(self) -> Result<Self, ApiError> {
         if self.is_admin { Ok(self) } else { Err(ApiError::Forbidden("this needs an admin".into())) }
+    }
+
+    /// The user whose data a request may read: `None` for an admin (everyone's), the caller's
+    /// own id otherwise.
+    pub fn owner_filter(self) -> Option<i64> {
+        (!self.is_admin).then_some(self.user_id)
+    }
+
+    /// Whether the caller may read or write data of `owner`: admins everyone's, others their own.
+    pub fn may_access(self, owner: i64) -> bool {
+        self.is_admin || self.user_id == owner
     }
 }
 
@@ -101,7 +113,8 @@ impl TokenKeys {
         Ok(IssuedToken { token, expires_at })
     }
 
-    /// The user a token belongs to, if it is well-formed, signed with our secret and unexpired.
+    /// The user a token belongs to, if it is well-formed, signed with our secret and unexpired;
+    /// `is_admin` is what the token claims, which [`require_auth`] replaces by the current state.
     ///
     /// # Errors
     /// 401 `token_expired` or `invalid_token`.
@@ -119,13 +132,14 @@ impl TokenKeys {
     }
 }
 
-/// Middleware on every protected route: rejects requests without a valid bearer token and
-/// records who made the request.
+/// Middleware on every protected route: rejects requests without a valid bearer token or whose
+/// user may no longer use it, and records who made the request with their current rights.
 ///
 /// # Errors
-/// 401 `missing_token`, `invalid_token` or `token_expired`.
+/// 401 `missing_token`, `invalid_token`, `token_expired`, `account_disabled` or
+/// `demo_password_refused`; 503 when the database is down.
 pub async fn require_auth(
-    State(keys): State<Arc<TokenKeys>>,
+    State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -142,7 +156,8 @@ pub async fn require_auth(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthorized("missing_token", "the Authorization header must be `Bearer <token>`"))?;
-    let user = keys.verify(token)?;
+    let claimed = state.tokens.verify(token)?;
+    let user = state.accounts.caller(&state.pool, claimed.user_id).await?;
     request.extensions_mut().insert(user);
     Ok(next.run(request).await)
 }

@@ -1,6 +1,7 @@
 //! `POST /api/orders`: validates, writes the order and its `OrderCreated` outbox row in one
 //! statement, wakes the relay, answers 201. Publishing happens later, in the relay, so a
-//! broker outage never fails an order.
+//! broker outage never fails an order. A user orders for themselves; only an admin may order
+//! for another user.
 
 use axum::{
     Extension, Json,
@@ -24,9 +25,11 @@ use super::{ApiError, ApiJson, AppState, AuthUser, ErrorBody, RequestId};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrderRequest {
-    /// An existing user (422 otherwise).
+    /// Whose order; default: the caller. Only an admin may name another user (403 otherwise);
+    /// an unknown user is a 422.
+    #[serde(default)]
     #[schema(example = 1)]
-    user_id: i64,
+    user_id: Option<i64>,
     /// An existing product (422 otherwise).
     #[schema(example = 2)]
     product_id: i64,
@@ -54,6 +57,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
             headers(("Location" = String, description = "/api/orders/{id}"))),
         (status = 400, description = "`malformed_json`, `validation_failed` (with `field`) or `invalid_parameter`", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: userId names another user and the caller is not an admin", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused` for a different order", body = ErrorBody),
         (status = 413, description = "Body over MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "Body not declared as JSON", body = ErrorBody),
@@ -64,8 +68,8 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 )]
 ///
 /// # Errors
-/// 400 invalid body or header, 409 idempotency key reused for another request, 422 unknown
-/// user or product, 503 database down.
+/// 400 invalid body or header, 403 another user's userId from a caller who is not an admin,
+/// 409 idempotency key reused for another request, 422 unknown user or product, 503 database down.
 pub async fn create_order(
     State(state): State<AppState>,
     Extension(caller): Extension<AuthUser>,
@@ -74,13 +78,12 @@ pub async fn create_order(
     ApiJson(request): ApiJson<CreateOrderRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let order = NewOrder::parse(
-        request.user_id,
-        request.product_id,
-        request.quantity,
-        request.price,
-        request.status.as_deref(),
-    )?;
+    let user_id = request.user_id.unwrap_or(caller.user_id);
+    if !caller.may_access(user_id) {
+        return Err(ApiError::Forbidden("only an admin may create an order for another user".into()));
+    }
+    let order =
+        NewOrder::parse(user_id, request.product_id, request.quantity, request.price, request.status.as_deref())?;
     let fingerprint = fingerprint(&order);
 
     if let Some(key) = key

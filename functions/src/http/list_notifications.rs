@@ -1,10 +1,11 @@
-//! `GET /api/notifications?orderId=&type=`: what the completion and expiry functions recorded.
+//! `GET /api/notifications?orderId=&type=`: what the completion and expiry functions recorded,
+//! about the caller's own orders (every order's for an admin).
 
-use axum::{Json, extract::State};
+use axum::{Extension, Json, extract::State};
 use serde::Deserialize;
 use shared::db::notifications::{self, Notification, NotificationType};
 
-use super::{ApiError, ApiQuery, AppState, ErrorBody};
+use super::{ApiError, ApiQuery, AppState, AuthUser, ErrorBody};
 
 /// Query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -20,7 +21,7 @@ pub struct ListNotificationsQuery {
     kind: Option<String>,
 }
 
-/// Lists notifications, oldest first (at most 1000).
+/// Lists notifications of the caller's orders (every order's for an admin), oldest first (at most 1000).
 #[utoipa::path(
     get, path = "/api/notifications", tag = "orders",
     params(ListNotificationsQuery),
@@ -37,11 +38,12 @@ pub struct ListNotificationsQuery {
 /// 400 for an orderId that is not a number or an unknown type.
 pub async fn list_notifications(
     State(state): State<AppState>,
+    Extension(caller): Extension<AuthUser>,
     ApiQuery(query): ApiQuery<ListNotificationsQuery>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
     let kind = match query.kind.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(s) => Some(s.parse::<NotificationType>().map_err(|e| ApiError::invalid_parameter("type", e))?),
     };
-    Ok(Json(notifications::list_notifications(&state.pool, query.order_id, kind).await?))
+    Ok(Json(notifications::list_notifications(&state.pool, caller.owner_filter(), query.order_id, kind).await?))
 }

@@ -1,13 +1,14 @@
-//! `GET /api/orders?status=&page=&pageSize=`: a page of orders, newest first.
+//! `GET /api/orders?status=&page=&pageSize=`: a page of orders, newest first: the caller's own,
+//! or everyone's for an admin.
 
-use axum::{Json, extract::State};
+use axum::{Extension, Json, extract::State};
 use serde::{Deserialize, Serialize};
 use shared::{
     db::orders,
     domain::{Order, OrderStatus},
 };
 
-use super::{ApiError, ApiQuery, AppState, ErrorBody};
+use super::{ApiError, ApiQuery, AppState, AuthUser, ErrorBody};
 
 /// Largest page.
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -39,7 +40,7 @@ pub struct OrderPage {
     total: i64,
 }
 
-/// Lists orders, newest first.
+/// Lists orders, newest first: the caller's own, or every user's for an admin.
 #[utoipa::path(
     get, path = "/api/orders", tag = "orders",
     params(ListOrdersQuery),
@@ -56,6 +57,7 @@ pub struct OrderPage {
 /// 400 for an unknown status or a page out of range.
 pub async fn list_orders(
     State(state): State<AppState>,
+    Extension(caller): Extension<AuthUser>,
     ApiQuery(query): ApiQuery<ListOrdersQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let status = match query.status.as_deref().map(str::trim) {
@@ -72,6 +74,6 @@ pub async fn list_orders(
     }
     let offset =
         (page - 1).checked_mul(page_size).ok_or_else(|| ApiError::invalid_parameter("page", "is too large"))?;
-    let (items, total) = orders::list_orders(&state.pool, status, page_size, offset).await?;
+    let (items, total) = orders::list_orders(&state.pool, caller.owner_filter(), status, page_size, offset).await?;
     Ok(Json(OrderPage { items, page, page_size, total }))
 }

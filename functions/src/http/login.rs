@@ -1,6 +1,7 @@
 //! `POST /api/auth/login`: trades the e-mail and password of a user for a bearer token. The
 //! password is checked through the [`PasswordGate`](crate::credentials::PasswordGate): throttled
-//! per account and client address, on a bounded pool.
+//! per account and client address, on a bounded pool. A disabled user, or the demo password on a
+//! process that listens beyond loopback, gets no token.
 
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
@@ -34,7 +35,8 @@ pub struct LoginResponse {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed body or missing field", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`: wrong e-mail or password", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: wrong e-mail or password; `account_disabled`; \
+            `demo_password_refused`: the demo password on a process listening beyond loopback", body = ErrorBody),
         (status = 413, description = "Body over MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "Body not declared as JSON", body = ErrorBody),
         (status = 429, description = "`too_many_requests`: too many failed logins for the account or the client \
@@ -45,8 +47,10 @@ pub struct LoginResponse {
 )]
 ///
 /// # Errors
-/// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password, 429
-/// `too_many_requests` when throttled or when every password check is taken.
+/// 400 for a malformed body, 401 `invalid_credentials` for a wrong e-mail or password, and
+/// (only once the password is right, so they tell a guesser nothing) 401 `account_disabled` or
+/// `demo_password_refused`; 429 `too_many_requests` when throttled or when every password check
+/// is taken.
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -70,13 +74,19 @@ pub async fn login(
     let admitted = state.passwords.admit(&request.email, client)?;
     let credentials = users::find_credentials_by_email(&state.pool, request.email.trim()).await?;
     let (user, hash) = match credentials {
-        Some(c) => (Some(AuthUser { user_id: c.user_id, is_admin: c.is_admin }), Some(c.password_hash)),
+        Some(c) => {
+            (Some((AuthUser { user_id: c.user_id, is_admin: c.is_admin }, c.account_state())), Some(c.password_hash))
+        }
         None => (None, None),
     };
     let password_ok = admitted.verify(request.password, hash).await;
-    let (Some(user), true) = (user, password_ok) else {
+    let (Some((user, account)), true) = (user, password_ok) else {
         return Err(ApiError::unauthorized("invalid_credentials", "wrong e-mail or password"));
     };
+    if let Err(refusal) = state.accounts.admit(account) {
+        tracing::info!(user.id = user.user_id, reason = %refusal, "login refused");
+        return Err(refusal);
+    }
     let issued = state.tokens.issue(user, Utc::now())?;
     tracing::info!(user.id = user.user_id, "user logged in");
     Ok(Json(LoginResponse { token: issued.token, expires_at: issued.expires_at }))

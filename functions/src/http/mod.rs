@@ -1,8 +1,10 @@
 //! The HTTP API (DESIGN.md section 4): thin functions that validate, write and respond.
 //! One file per endpoint; [`router`] lists them all.
 
+mod accounts;
 mod auth;
 mod create_order;
+mod create_user;
 mod dead_letters;
 mod error;
 mod extract;
@@ -15,6 +17,7 @@ mod list_users;
 mod login;
 mod metrics;
 mod order_events;
+mod update_user;
 
 use std::sync::Arc;
 
@@ -24,7 +27,6 @@ use axum::{
     http::{HeaderName, HeaderValue, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use shared::{
     messaging::{BrokerHealth, OutboxSignal},
@@ -35,11 +37,11 @@ use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 use utoipa::OpenApi as _;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use utoipa_scalar::Servable as _;
 use uuid::Uuid;
 
 use crate::credentials::PasswordGate;
 
+pub use accounts::Accounts;
 pub use auth::{AuthUser, TokenKeys};
 pub use error::{ApiError, ErrorBody};
 pub use extract::{ApiJson, ApiPath, ApiQuery, BodyLimit, ClientAddress};
@@ -51,6 +53,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Token signing and checking.
     pub tokens: Arc<TokenKeys>,
+    /// Each user's current state, and whether the demo password is accepted here.
+    pub accounts: Accounts,
     /// Wakes the outbox relay after a commit that wrote outbox rows.
     pub outbox: OutboxSignal,
     /// Broker connection health, for readiness.
@@ -76,12 +80,6 @@ pub struct DeadLetterSettings {
     pub topology: shared::messaging::Topology,
 }
 
-impl FromRef<AppState> for Arc<TokenKeys> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
-
 impl FromRef<AppState> for Arc<Metrics> {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()
@@ -95,37 +93,52 @@ pub struct RequestId(pub String);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Where the OpenAPI document is served.
+const OPENAPI_PATH: &str = "/api/openapi.json";
+
 /// The full API: public routes, token-protected `/api` routes, health and metrics, and its
 /// documentation (`/api/openapi.json`, and the interactive page at `/docs`).
 pub fn router(state: AppState) -> Router {
-    let (routes, spec) = documented_routes(state.tokens.clone()).split_for_parts();
-    let docs = Router::from(utoipa_scalar::Scalar::with_url("/docs", spec.clone()));
-    let routes = routes.route("/api/openapi.json", get(move || async move { axum::Json(spec) })).merge(docs);
-    finish(routes, state)
+    let protect = |routes: OpenApiRouter<AppState>| {
+        routes.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_auth))
+    };
+    let (routes, spec) = documented_routes(protect).split_for_parts();
+    finish(routes.merge(docs(spec)), state)
 }
 
 /// The OpenAPI document of [`router`], generated from the handlers and types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let tokens = Arc::new(TokenKeys::new("only-to-build-the-document", std::time::Duration::from_secs(1)));
-    documented_routes(tokens).into_openapi()
+    // The token check is a layer over the routes; it adds nothing to the document.
+    documented_routes(|routes| routes).into_openapi()
 }
 
 /// Every API route, registered together with its OpenAPI description, so the two cannot drift.
-fn documented_routes(tokens: Arc<TokenKeys>) -> OpenApiRouter<AppState> {
+/// `protect` puts the token check over the routes that need a token.
+fn documented_routes(
+    protect: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(create_order::create_order, list_orders::list_orders))
         .routes(routes!(get_order::get_order))
         .routes(routes!(order_events::order_events))
         .routes(routes!(list_notifications::list_notifications))
         .routes(routes!(list_products::list_products))
-        .routes(routes!(list_users::list_users))
+        .routes(routes!(list_users::list_users, create_user::create_user))
+        .routes(routes!(update_user::update_user))
         .routes(routes!(dead_letters::list_dead_letters))
-        .routes(routes!(dead_letters::replay_dead_letters))
-        .route_layer(middleware::from_fn_with_state(tokens, auth::require_auth));
+        .routes(routes!(dead_letters::replay_dead_letters));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(protected)
+        .merge(protect(protected))
         .routes(routes!(login::login))
         .merge(operations_routes())
+}
+
+/// The OpenAPI document at [`OPENAPI_PATH`] and Swagger UI at `/docs`, whose assets are compiled
+/// into the binary (utoipa-swagger-ui's `vendored` Swagger UI): the page loads nothing from
+/// another host. The validator badge is off, as it would send the document to swagger.io.
+fn docs(spec: utoipa::openapi::OpenApi) -> Router<AppState> {
+    let config = utoipa_swagger_ui::Config::new([OPENAPI_PATH]).validator_url("none");
+    Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").url(OPENAPI_PATH, spec).config(config))
 }
 
 /// Health and metrics only: what a worker process serves.
@@ -149,7 +162,8 @@ fn operations_routes() -> OpenApiRouter<AppState> {
     tags(
         (name = "auth", description = "Tokens"),
         (name = "orders", description = "Orders, their notifications and their timeline"),
-        (name = "catalogue", description = "Seeded users and products"),
+        (name = "catalogue", description = "Seeded products"),
+        (name = "users", description = "Who may log in, managed by admins"),
         (name = "operations", description = "Health, metrics and dead letters")
     )
 )]
@@ -228,6 +242,7 @@ mod tests {
         AppState {
             pool,
             tokens: Arc::new(TokenKeys::new("a-secret-for-tests-only", std::time::Duration::from_secs(60))),
+            accounts: Accounts::new(true),
             outbox: OutboxSignal::default(),
             broker: BrokerHealth::default(),
             metrics: Arc::new(Metrics::default()),
@@ -288,7 +303,10 @@ mod tests {
             })
             .collect();
         // The documentation's own routes describe the document rather than the API.
-        let own = [("GET".to_owned(), "/api/openapi.json".to_owned()), ("GET".to_owned(), "/docs".to_owned())];
+        let own: Vec<_> = [OPENAPI_PATH, "/docs", "/docs/", "/docs/{*rest}"]
+            .into_iter()
+            .map(|path| ("GET".to_owned(), path.to_owned()))
+            .collect();
         let undocumented: Vec<_> = served.iter().filter(|r| !documented.contains(*r) && !own.contains(r)).collect();
         let unserved: Vec<_> = documented.iter().filter(|r| !served.contains(*r)).collect();
         assert!(undocumented.is_empty(), "served but not in the OpenAPI document: {undocumented:?}");

@@ -38,7 +38,9 @@ async fn protected_routes_reject_missing_forged_and_expired_tokens() {
         .issue(AuthUser { user_id: 1, is_admin: true }, Utc::now())
         .unwrap()
         .token;
-    let expired = TokenKeys::new("a-test-secret-that-is-long-enough", std::time::Duration::from_secs(60))
+    let expired = app
+        .token_keys()
+        .await
         .issue(AuthUser { user_id: 1, is_admin: true }, Utc::now() - chrono::Duration::hours(1))
         .unwrap()
         .token;

@@ -9,8 +9,6 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
-use orderflow::http::{AuthUser, TokenKeys};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::{
@@ -199,11 +197,8 @@ async fn the_cli_lists_dead_letters_with_attempts_and_errors_and_replays_them() 
 #[tokio::test]
 async fn only_admins_may_see_or_replay_dead_letters() {
     let app = app().spawn().await;
-    let secret = app.config.jwt_secret().0.to_owned();
-    let user = TokenKeys::new(&secret, Duration::from_secs(60))
-        .issue(AuthUser { user_id: 1, is_admin: false }, Utc::now())
-        .unwrap()
-        .token;
+    app.create_user("ada@example.com", "ada's own password", false).await;
+    let user = app.token_of("ada@example.com", "ada's own password").await;
 
     let list = app.get(&user, "/api/dead-letters").await;
     let replay = app

@@ -16,7 +16,10 @@ use lapin::{
     },
     types::FieldTable,
 };
-use orderflow::app::{Application, Externals, Role};
+use orderflow::{
+    app::{Application, Externals, Role},
+    http::TokenKeys,
+};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared::{Config, events::EventType, messaging::Topology, payments::PaymentGateway};
@@ -68,7 +71,6 @@ pub fn test_config() -> Config {
     config.queue_prefix = format!("test-{}-", &id[..12]);
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     config.board_addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some("a-test-secret-that-is-long-enough".parse().unwrap());
     config.db_max_connections = 5;
     config.outbox_poll_ms = 100;
     config.shutdown_timeout_secs = 5;
@@ -225,9 +227,45 @@ impl TestApp {
 
     /// Logs in as the seeded admin and returns the bearer token.
     pub async fn admin_token(&self) -> String {
-        let response = self.login("admin@example.com", "admin123").await;
-        assert_eq!(response.status(), StatusCode::OK, "admin login failed");
+        self.token_of("admin@example.com", "admin123").await
+    }
+
+    /// Logs in and returns the bearer token.
+    pub async fn token_of(&self, email: &str, password: &str) -> String {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), StatusCode::OK, "login as {email} failed");
         response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a user over `POST /api/users` as the seeded admin and returns its id.
+    pub async fn create_user(&self, email: &str, password: &str, is_admin: bool) -> i64 {
+        let response = self
+            .client
+            .post(self.url("/api/users"))
+            .bearer_auth(self.admin_token().await)
+            .json(&json!({ "email": email, "password": password, "isAdmin": is_admin }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "creating {email} failed");
+        response.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    }
+
+    /// The secret this app signs tokens with: `JWT_SECRET`, or else the one it generated and
+    /// keeps in its database.
+    pub async fn jwt_secret(&self) -> String {
+        match &self.config.jwt_secret {
+            Some(secret) => secret.expose().to_owned(),
+            None => sqlx::query_scalar("select value from settings where name = 'jwt_secret'")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Keys that sign tokens as this app does, valid for a minute.
+    pub async fn token_keys(&self) -> TokenKeys {
+        TokenKeys::new(&self.jwt_secret().await, Duration::from_secs(60))
     }
 
     /// `POST /api/orders` with a JSON body, as the admin.

@@ -30,7 +30,6 @@ async fn the_boards_live_log_streams_the_events_of_running_jobs() {
         .env("PAYMENT_DELAY_MS", "0")
         .env("PAYMENT_SUCCESS_RATE", "1")
         .env("RUST_LOG", "warn")
-        .env("JWT_SECRET", "a-test-secret-that-is-long-enough")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)

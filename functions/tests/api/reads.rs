@@ -111,7 +111,9 @@ async fn the_api_documents_itself_without_a_token() {
     let app = spawn_app().await;
 
     let spec: Value = app.client.get(app.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
-    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    let redirect = app.client.get(app.url("/docs")).send().await.unwrap();
+    let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
+    let initializer = app.client.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap();
 
     assert_eq!(spec["info"]["title"], "orderflow");
     let create = &spec["paths"]["/api/orders"]["post"];
@@ -124,9 +126,12 @@ async fn the_api_documents_itself_without_a_token() {
     }
     assert_eq!(spec["components"]["schemas"]["Money"]["type"], "number");
     assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert!(redirect.status().is_redirection(), "{}", redirect.status());
+    assert_eq!(redirect.headers()["location"], "/docs/");
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(docs.text().await.unwrap().contains("/api/orders"), "the page embeds the document");
+    assert!(docs.text().await.unwrap().contains("swagger-initializer.js"), "the page starts Swagger UI");
+    assert!(initializer.text().await.unwrap().contains("/api/openapi.json"), "the page loads the document");
 }
 
 #[tokio::test]

@@ -78,7 +78,6 @@ impl Cluster {
             ("DATABASE_URL", format!("{POSTGRES}/{database}")),
             ("AMQP_URL", AMQP.to_owned()),
             ("QUEUE_PREFIX", prefix.clone()),
-            ("JWT_SECRET", "fault-suite-secret-long-enough".to_owned()),
             ("PAYMENT_DELAY_MS", "1000".to_owned()),
             ("PAYMENT_SUCCESS_RATE", "1".to_owned()),
             ("RETRY_BASE_MS", "200".to_owned()),

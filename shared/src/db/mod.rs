@@ -14,6 +14,7 @@ pub mod orders;
 pub mod outbox;
 pub mod products;
 pub mod retention;
+pub mod settings;
 pub mod timeline;
 pub mod users;
 pub mod workers;

@@ -71,12 +71,14 @@ pub struct Notification {
 /// Most notifications one list returns.
 pub const LIST_LIMIT: i64 = 1000;
 
-/// Notifications, oldest first, optionally of one order and/or type; at most [`LIST_LIMIT`].
+/// Notifications, oldest first, optionally of one user's orders (`owner`), of one order and/or
+/// of one type; at most [`LIST_LIMIT`].
 ///
 /// # Errors
 /// Database errors.
 pub async fn list_notifications(
     pool: &PgPool,
+    owner: Option<i64>,
     order_id: Option<i64>,
     kind: Option<NotificationType>,
 ) -> sqlx::Result<Vec<Notification>> {
@@ -85,12 +87,14 @@ pub async fn list_notifications(
         select id, order_id, type as kind, message, metadata::text as "metadata!", created_at
         from notifications
         where ($1::bigint is null or order_id = $1) and ($2::text is null or type = $2)
+          and ($4::bigint is null or order_id in (select id from orders where user_id = $4))
         order by id
         limit $3
         "#,
         order_id,
         kind.map(NotificationType::as_str),
-        LIST_LIMIT
+        LIST_LIMIT,
+        owner
     )
     .fetch_all(pool)
     .await?;

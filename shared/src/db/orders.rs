@@ -120,12 +120,14 @@ pub async fn get_order(pool: &PgPool, id: i64) -> sqlx::Result<Option<Order>> {
     .await
 }
 
-/// One page of orders, newest first, optionally of one status, and how many there are in all.
+/// One page of orders, newest first, optionally of one user (`owner`) and of one status, and how
+/// many there are in all.
 ///
 /// # Errors
 /// Database errors.
 pub async fn list_orders(
     pool: &PgPool,
+    owner: Option<i64>,
     status: Option<OrderStatus>,
     limit: i64,
     offset: i64,
@@ -137,19 +139,24 @@ pub async fn list_orders(
         select id, user_id, product_id, quantity, price as "price: Money", total as "total: Money",
                status as "status: OrderStatus", created_at, updated_at
         from orders
-        where ($1::text is null or status = $1)
+        where ($1::text is null or status = $1) and ($4::bigint is null or user_id = $4)
         order by id desc
         limit $2 offset $3
         "#,
         status,
         limit,
-        offset
+        offset,
+        owner
     )
     .fetch_all(pool)
     .await?;
     let total = sqlx::query_scalar!(
-        r#"select count(*) as "count!" from orders where ($1::text is null or status = $1)"#,
-        status
+        r#"
+        select count(*) as "count!" from orders
+        where ($1::text is null or status = $1) and ($2::bigint is null or user_id = $2)
+        "#,
+        status,
+        owner
     )
     .fetch_one(pool)
     .await?;

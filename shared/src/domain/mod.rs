@@ -1,5 +1,7 @@
-//! The order domain: statuses and their allowed transitions, validated new orders, exact money.
+//! The order domain: statuses and their allowed transitions, validated new orders, exact money;
+//! and what makes an acceptable login e-mail and password.
 
+pub mod account;
 mod money;
 mod order;
 

@@ -22,7 +22,6 @@ pub async fn idle(rows: &mut Vec<Row>) {
         .env("QUEUE_PREFIX", &prefix)
         .env("HTTP_ADDR", http.to_string())
         .env("BOARD_ADDR", board.to_string())
-        .env("JWT_SECRET", "a-benchmark-secret-long-enough")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -1,0 +1,83 @@
+//! `ADMIN_EMAIL` / `ADMIN_PASSWORD` bootstrap the first admin at start-up: created, or given the
+//! password, the admin flag and re-enabled; it replaces the demo password and works on a
+//! process listening beyond loopback.
+
+use clap::Parser;
+use orderflow::cli::Cli;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    helpers::{TestApp, spawn_app, spawn_app_with},
+    support::{error_code, get_status, login_over_loopback, loopback_url, patch_user},
+};
+
+async fn login_status(app: &TestApp, email: &str, password: &str) -> StatusCode {
+    login_over_loopback(app, email, password).await.status()
+}
+
+#[tokio::test]
+async fn a_new_bootstrap_admin_logs_in_beyond_loopback_and_the_demo_password_stays_refused() {
+    let app = spawn_app_with(|c| {
+        c.http_addr = "0.0.0.0:0".parse().unwrap();
+        c.admin_email = "ops@example.com".into();
+        c.admin_password = Some("the ops password".parse().unwrap());
+    })
+    .await;
+
+    assert_eq!(login_status(&app, "ops@example.com", "the ops password").await, StatusCode::OK);
+    assert_eq!(login_status(&app, "admin@example.com", "admin123").await, StatusCode::UNAUTHORIZED);
+    let token: serde_json::Value =
+        login_over_loopback(&app, "ops@example.com", "the ops password").await.json().await.unwrap();
+    let users = app
+        .client
+        .get(loopback_url(&app.address, "/api/users"))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), StatusCode::OK, "the bootstrap admin is an admin");
+}
+
+#[tokio::test]
+async fn admin_password_for_the_seeded_admin_replaces_the_demo_password() {
+    let app = spawn_app_with(|c| c.admin_password = Some("the replacement password".parse().unwrap())).await;
+
+    let demo = app.login("admin@example.com", "admin123").await;
+
+    assert_eq!(demo.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(demo).await, "invalid_credentials");
+    assert_eq!(login_status(&app, "admin@example.com", "the replacement password").await, StatusCode::OK);
+    let demo_flag: bool =
+        sqlx::query_scalar("select password_is_demo from users where id = 1").fetch_one(&app.pool).await.unwrap();
+    assert!(!demo_flag);
+}
+
+#[tokio::test]
+async fn a_disabled_user_named_by_admin_email_becomes_an_enabled_admin_at_the_next_start() {
+    let first = spawn_app().await;
+    let eve = first.create_user("eve@example.com", "eve's old password", false).await;
+    assert_eq!(patch_user(&first, eve, &json!({ "disabled": true })).await, StatusCode::OK);
+
+    let restarted = spawn_app_with(|c| {
+        c.database_url.clone_from(&first.config.database_url);
+        c.admin_email = "EVE@example.com".into();
+        c.admin_password = Some("eve's new admin password".parse().unwrap());
+    })
+    .await;
+
+    let token = restarted.token_of("eve@example.com", "eve's new admin password").await;
+    assert_eq!(get_status(&restarted, &token, "/api/users").await.0, StatusCode::OK);
+    assert_eq!(login_status(&restarted, "eve@example.com", "eve's old password").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(restarted.count("users").await, 2, "updated, not duplicated");
+}
+
+#[test]
+fn the_demo_password_or_a_short_one_cannot_be_the_admin_password() {
+    for password in ["admin123", "short"] {
+        let parsed = Cli::try_parse_from(["orderflow", "--admin-password", password]);
+
+        assert!(parsed.is_err(), "ADMIN_PASSWORD={password} was accepted");
+    }
+    assert!(Cli::try_parse_from(["orderflow", "--admin-password", "a proper password"]).is_ok());
+}
