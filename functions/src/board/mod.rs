@@ -7,20 +7,20 @@
 //!
 //! This file builds the router and the log layer. Beside it: `backend.rs`, the backend
 //! apalis-board reads (one per queue, over the journal, its SQL in `shared::db::board`);
-//! `task.rs`, from journal rows to board tasks; `args.rs`, each queue's argument type;
-//! `auth.rs`, the credentials check.
+//! `task.rs`, from journal rows to board tasks; `args.rs`, each queue's argument type; `ui.rs`,
+//! the UI's assets, patched for an upstream bug; `auth.rs`, the credentials check.
 
 mod args;
 mod auth;
 mod backend;
 mod task;
+mod ui;
 
 use std::sync::{Arc, Mutex};
 
 use apalis_board::axum::{
     framework::{ApiBuilder, RegisterRoute},
     sse::{TracingBroadcaster, TracingSubscriber},
-    ui::ServeUI,
 };
 use axum::{Extension, Router, middleware};
 use shared::{
@@ -66,7 +66,7 @@ pub fn router(pool: PgPool, outbox: &OutboxSignal, topology: &Topology, broadcas
     let api = backends.register::<ExpiryRun>(api, Function::ExpireOrders);
     Router::new()
         .nest("/api/v1", api.build().layer(Extension(broadcaster)))
-        .fallback_service(ServeUI::new())
+        .fallback(ui::serve)
         .layer(middleware::from_fn_with_state(BoardAuth::new(pool), require_admin))
 }
 
