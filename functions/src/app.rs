@@ -251,7 +251,8 @@ impl Application {
         }));
 
         if let Some(board_listener) = board {
-            let router = board::router(pool.clone(), &state.outbox, &topology(&config), log_broadcaster);
+            let schedule = &config.expiry_schedule;
+            let router = board::router(pool.clone(), &state.outbox, &topology(&config), schedule, log_broadcaster)?;
             tracing::info!(board.addr = %board_listener.local_addr()?, "job board listening");
             intake.spawn(supervised("board", stop.clone(), {
                 let stop = stop.clone();
