@@ -95,10 +95,11 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
             pool.clone(),
             &state.outbox,
             &topology,
+            &config.expiry_schedule,
             broadcaster,
             state.passwords.clone(),
             state.accounts.demo_password_allowed(),
-        );
+        )?;
         tracing::info!(board.addr = %board_listener.local_addr()?, "job board listening");
         parts.serve("board", board_listener, router, "The board server failed");
     }

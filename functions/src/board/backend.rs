@@ -15,7 +15,7 @@ use std::{
 use apalis_core::{
     backend::{
         Backend, BackendConfig, FetchById, Filter, ListAllTasks, ListQueues, ListTasks, ListWorkers, Metrics,
-        QueueInfo, RunningWorker, StatType, Statistic, TaskSink, TaskSinkError, WireFormatBackend,
+        QueueInfo, RunningWorker, Statistic, TaskSink, TaskSinkError, WireFormatBackend,
     },
     layers::Identity,
     task::{Task, task_id::TaskId},
@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 use super::{
     args::BoardArgs,
+    stats::{CronQueue, job_stats},
     task::{JsonValueCodec, into_task, unix},
 };
 use crate::registry::Function;
@@ -69,6 +70,8 @@ pub struct JournalConfig {
     pub queue: String,
     /// Every queue on the board, so a queue without jobs yet is still listed.
     pub all_queues: Arc<Vec<String>>,
+    /// The cron function's queue, whose statistics include its schedule and last run.
+    pub cron: Arc<CronQueue>,
 }
 
 /// One queue of the journal, for apalis-board.
@@ -101,23 +104,10 @@ impl<Args> std::fmt::Debug for JournalBackend<Args> {
 }
 
 impl<Args> JournalBackend<Args> {
-    /// The journal of `function`'s `queue`; `all_queues` lists every queue on the board. A push
-    /// writes an outbox row and wakes the relay through `outbox`.
-    pub fn new(
-        pool: PgPool,
-        outbox: OutboxSignal,
-        function: Function,
-        queue: impl Into<String>,
-        all_queues: Arc<Vec<String>>,
-    ) -> Self {
-        JournalBackend {
-            pool,
-            outbox,
-            function,
-            config: JournalConfig { queue: queue.into(), all_queues },
-            codec: JsonValueCodec,
-            _args: PhantomData,
-        }
+    /// The journal of `function`'s queue, as `config` describes it. A push writes an outbox row
+    /// and wakes the relay through `outbox`.
+    pub fn new(pool: PgPool, outbox: OutboxSignal, function: Function, config: JournalConfig) -> Self {
+        JournalBackend { pool, outbox, function, config, codec: JsonValueCodec, _args: PhantomData }
     }
 }
 
@@ -178,43 +168,12 @@ impl<Args: BoardArgs> JournalBackend<Args> {
         rows.into_iter().map(|row| into_task(row, Args::OUTCOME_IN_ARGS)).collect()
     }
 
-    /// Statistic titles are the keys the board's UI translates and paginates by.
+    /// A queue's statistics (see `stats.rs`), or every queue's together; the cron's queue also
+    /// shows its schedule and last run.
     async fn stats(&self, queue: Option<&str>) -> Result<Vec<Statistic>, JournalError> {
-        let row = db::board::job_counts(&self.pool, queue).await?;
-        let finished = row.done + row.failed + row.killed;
-        #[expect(clippy::cast_precision_loss, reason = "a percentage for display")]
-        let success = if finished == 0 { 0.0 } else { row.done as f64 * 100.0 / finished as f64 };
-        let number = |title: &str, value: i64, priority: u64| Statistic {
-            title: title.to_owned(),
-            stat_type: StatType::Number,
-            value: value.to_string(),
-            priority: Some(priority),
-        };
-        let mut stats = vec![
-            number("TOTAL_JOBS", row.total, 0),
-            number("PENDING_JOBS", row.pending, 1),
-            number("RUNNING_JOBS", row.running, 2),
-            number("DONE_JOBS", row.done, 3),
-            number("FAILED_JOBS", row.failed, 4),
-            number("KILLED_JOBS", row.killed, 5),
-            Statistic {
-                title: "SUCCESS_RATE".into(),
-                stat_type: StatType::Percentage,
-                value: format!("{success:.1}"),
-                priority: Some(6),
-            },
-        ];
-        for (title, at, priority) in
-            [("MOST_RECENT_JOB", row.most_recent, 7), ("OLDEST_PENDING_JOB", row.oldest_pending, 8)]
-        {
-            if let Some(at) = at {
-                stats.push(Statistic {
-                    title: title.into(),
-                    stat_type: StatType::Timestamp,
-                    value: at.to_string(),
-                    priority: Some(priority),
-                });
-            }
+        let mut stats = job_stats(&db::board::job_counts(&self.pool, queue).await?);
+        if queue == Some(self.config.cron.queue.as_str()) {
+            stats.extend(self.config.cron.stats(&self.pool).await?);
         }
         Ok(stats)
     }

@@ -7,20 +7,22 @@
 //!
 //! This file builds the router and the log layer. Beside it: `backend.rs`, the backend
 //! apalis-board reads (one per queue, over the journal, its SQL in `shared::db::board`);
-//! `task.rs`, from journal rows to board tasks; `args.rs`, each queue's argument type;
-//! `auth.rs`, the credentials check.
+//! `stats.rs`, each queue's statistics, the cron's schedule and last run among them; `task.rs`,
+//! from journal rows to board tasks; `args.rs`, each queue's argument type; `ui.rs`, the UI's
+//! assets, patched for an upstream bug; `auth.rs`, the credentials check.
 
 mod args;
 mod auth;
 mod backend;
+mod stats;
 mod task;
+mod ui;
 
 use std::sync::{Arc, Mutex};
 
 use apalis_board::axum::{
     framework::{ApiBuilder, RegisterRoute},
     sse::{TracingBroadcaster, TracingSubscriber},
-    ui::ServeUI,
 };
 use axum::{Extension, Router, middleware};
 use shared::{
@@ -34,10 +36,12 @@ use tracing_subscriber::Layer;
 use self::{
     args::ExpiryRun,
     auth::{BoardAuth, require_admin},
-    backend::JournalBackend,
+    backend::{JournalBackend, JournalConfig},
+    stats::CronQueue,
 };
 use crate::{
     credentials::PasswordGate,
+    expire_orders,
     registry::{Function, board_queue},
 };
 
@@ -59,16 +63,22 @@ pub fn board_log_layer(broadcaster: &LogBroadcaster) -> anyhow::Result<BoxedLaye
 /// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
 /// Credentials are checked through `passwords`, the API's gate (one pool, one throttle), and the
 /// demo password is accepted only if `demo_password_allowed`.
+/// The cron's queue shows `expiry_schedule` and when it next fires.
+///
+/// # Errors
+/// `expiry_schedule` is not a cron schedule.
 pub fn router(
     pool: PgPool,
     outbox: &OutboxSignal,
     topology: &Topology,
+    expiry_schedule: &str,
     broadcaster: LogBroadcaster,
     passwords: PasswordGate,
     demo_password_allowed: bool,
-) -> Router {
+) -> anyhow::Result<Router> {
     let queues: Arc<Vec<String>> = Arc::new(Function::ALL.iter().map(|f| board_queue(*f, topology)).collect());
-    let backends = Backends { pool: &pool, outbox, topology, queues: &queues };
+    let cron = CronQueue::new(board_queue(Function::ExpireOrders, topology), expire_orders::JOB, expiry_schedule)?;
+    let backends = Backends { pool: &pool, outbox, topology, queues: &queues, cron: &Arc::new(cron) };
     // The first registration also answers the board's global routes; the journal backend
     // covers every queue there.
     let api = ApiBuilder::new(Router::new());
@@ -76,10 +86,10 @@ pub fn router(
     let api = backends.register::<OrderCompleted>(api, Function::OnOrderCompleted);
     let api = backends.register::<OrderExpired>(api, Function::OnOrderExpired);
     let api = backends.register::<ExpiryRun>(api, Function::ExpireOrders);
-    Router::new()
+    Ok(Router::new()
         .nest("/api/v1", api.build().layer(Extension(broadcaster)))
-        .fallback_service(ServeUI::new())
-        .layer(middleware::from_fn_with_state(BoardAuth::new(pool, passwords, demo_password_allowed), require_admin))
+        .fallback(ui::serve)
+        .layer(middleware::from_fn_with_state(BoardAuth::new(pool, passwords, demo_password_allowed), require_admin)))
 }
 
 /// What every queue's journal backend is built from.
@@ -88,6 +98,7 @@ struct Backends<'a> {
     outbox: &'a OutboxSignal,
     topology: &'a Topology,
     queues: &'a Arc<Vec<String>>,
+    cron: &'a Arc<CronQueue>,
 }
 
 impl Backends<'_> {
@@ -97,8 +108,9 @@ impl Backends<'_> {
         ApiBuilder<Router>: RegisterRoute<JournalBackend<Args>, Args>,
     {
         let queue = board_queue(function, self.topology);
-        let backend =
-            JournalBackend::new(self.pool.clone(), self.outbox.clone(), function, queue.clone(), self.queues.clone());
+        // Every backend knows the cron's queue: the first one lists every queue's statistics.
+        let config = JournalConfig { queue: queue.clone(), all_queues: self.queues.clone(), cron: self.cron.clone() };
+        let backend = JournalBackend::new(self.pool.clone(), self.outbox.clone(), function, config);
         RegisterRoute::<_, Args>::register(api, &queue, backend)
     }
 }

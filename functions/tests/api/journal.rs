@@ -181,6 +181,36 @@ async fn the_board_api_lists_queues_jobs_workers_and_cron_runs() {
 }
 
 #[tokio::test]
+async fn the_cron_queue_shows_its_schedule_next_run_and_last_finished_run() {
+    let app = app().config(|c| c.expiry_schedule = "*/5 * * * * *".into()).spawn().await;
+    // A finished run, then another process's skip and a run under way: neither has an outcome.
+    sqlx::query(
+        "insert into cron_runs (job, scheduled_at, worker, outcome, finished_at, affected) values
+         ('expire_orders', now() - interval '20 seconds', 'a', 'Done', now() - interval '19 seconds', 3),
+         ('expire_orders', now() - interval '10 seconds', 'b', 'Skipped', now() - interval '10 seconds', 0),
+         ('expire_orders', now() - interval '5 seconds', 'a', 'Running', null, null)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let stats: Value = app.board_get("/queues/expire_orders/stats").await.json().await.unwrap();
+    let queues: Value = app.board_get("/queues").await.json().await.unwrap();
+
+    let value = |stats: &Value, title: &str| {
+        let stat = stats.as_array().unwrap().iter().find(|s| s["title"] == title);
+        stat.map(|s| s["value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(value(&stats, "SCHEDULE").as_deref(), Some("*/5 * * * * *"), "{stats}");
+    assert!(value(&stats, "NEXT_RUN").unwrap().ends_with(" UTC"), "{stats}");
+    assert!(value(&stats, "LAST_RUN").unwrap().starts_with("Done at "), "{stats}");
+    assert_eq!(value(&stats, "ORDERS_EXPIRED").as_deref(), Some("3"), "{stats}");
+    let listed = |name: &str| queues.as_array().unwrap().iter().find(|q| q["name"] == name).unwrap()["stats"].clone();
+    assert_eq!(value(&listed("expire_orders"), "ORDERS_EXPIRED").as_deref(), Some("3"), "{queues}");
+    assert_eq!(value(&listed(&app.queue(EventType::OrderCreated)), "SCHEDULE"), None, "{queues}");
+}
+
+#[tokio::test]
 async fn the_board_refuses_requests_without_the_admin_credentials() {
     let app = app().spawn().await;
     let board = app.board_address.clone().unwrap();

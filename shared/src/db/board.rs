@@ -1,6 +1,6 @@
 //! What the job board reads (DESIGN.md section 7): journal rows as its task list and task page,
-//! counts per status for its statistics, the queues and their daily activity, and the live
-//! workers. Its one write, a push from the board, is [`super::outbox::insert_board_push`].
+//! counts per status for its statistics, the queues and their daily activity, the live workers,
+//! and a cron job's last finished run. Its one write, a push from the board, is [`super::outbox::insert_board_push`].
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -162,6 +162,42 @@ pub async fn daily_jobs(pool: &PgPool, queue: &str) -> sqlx::Result<Vec<i64>> {
         queue
     )
     .fetch_all(pool)
+    .await
+}
+
+/// A cron job's run as the board shows it: how it ended and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedCronRun {
+    /// `Done` or `Failed`.
+    pub outcome: String,
+    /// The tick it ran for.
+    pub scheduled_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How many rows it changed (for the expiry, orders expired), up to a failure.
+    pub affected: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The latest run of `job` that finished, Done or Failed: a tick under way has no outcome yet,
+/// and a skip (another process had the tick) did nothing.
+///
+/// # Errors
+/// Database errors.
+pub async fn last_finished_cron_run(pool: &PgPool, job: &str) -> sqlx::Result<Option<FinishedCronRun>> {
+    sqlx::query_as!(
+        FinishedCronRun,
+        r#"
+            select outcome, scheduled_at, finished_at, affected, error
+            from cron_runs
+            where job = $1 and outcome in ('Done', 'Failed')
+            order by scheduled_at desc, started_at desc
+            limit 1
+            "#,
+        job
+    )
+    .fetch_optional(pool)
     .await
 }
 
