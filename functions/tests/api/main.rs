@@ -18,3 +18,4 @@ mod live_log;
 mod outbox;
 mod reads;
 mod workers;
+mod wrong_state;
