@@ -1,4 +1,6 @@
-//! The expiry sweep, called directly with a stopped clock.
+//! The expiry sweep, called directly with a stopped clock. Every call is bounded by
+//! [`TICK_LIMIT`], so a batch loop that never ends fails with the test's name instead of
+//! hanging the run.
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,6 +20,17 @@ use crate::{
 };
 
 const TTL: Duration = Duration::from_secs(600);
+
+/// Far longer than a tick over a few dozen orders takes, even on a loaded machine.
+const TICK_LIMIT: Duration = Duration::from_secs(30);
+
+/// [`run_tick`], failing the test if it errs or does not return within [`TICK_LIMIT`].
+async fn tick(scheduled_at: DateTime<Utc>, deps: &FunctionDeps, worker: &str) -> Option<i64> {
+    tokio::time::timeout(TICK_LIMIT, run_tick(scheduled_at, deps, worker))
+        .await
+        .unwrap_or_else(|_| panic!("the expiry tick {scheduled_at} of {worker} did not end within {TICK_LIMIT:?}"))
+        .unwrap()
+}
 
 fn deps(pool: &PgPool, now: DateTime<Utc>) -> FunctionDeps {
     let mut config = test_config();
@@ -61,7 +74,7 @@ async fn only_processing_orders_older_than_the_ttl_expire_each_with_one_event() 
         order(&app.pool, "Processing", now, TTL - Duration::from_secs(5)).await,
     ];
 
-    let expired = run_tick(now, &deps(&app.pool, now), "worker-a").await.unwrap();
+    let expired = tick(now, &deps(&app.pool, now), "worker-a").await;
 
     assert_eq!(expired, Some(2));
     for id in stale {
@@ -88,13 +101,13 @@ async fn two_concurrent_runs_of_one_tick_expire_each_order_once() {
     for _ in 0..40 {
         stale.push(order(&app.pool, "Processing", now, TTL * 2).await);
     }
-    let tick = now - chrono::Duration::seconds(1);
+    let scheduled = now - chrono::Duration::seconds(1);
     let mut deps = deps(&app.pool, now);
     deps.expiry_batch_size = 7;
 
-    let (a, b) = tokio::join!(run_tick(tick, &deps, "worker-a"), run_tick(tick, &deps, "worker-b"));
+    let (a, b) = tokio::join!(tick(scheduled, &deps, "worker-a"), tick(scheduled, &deps, "worker-b"));
 
-    let mut results = [a.unwrap(), b.unwrap()];
+    let mut results = [a, b];
     results.sort();
     assert_eq!(results, [None, Some(40)], "one run, one skip");
     assert_eq!(expired_event_orders(&app.pool).await, stale);
@@ -113,8 +126,8 @@ async fn a_later_tick_expires_nothing_twice() {
     order(&app.pool, "Processing", now, TTL * 2).await;
     let deps = deps(&app.pool, now);
 
-    let first = run_tick(now, &deps, "worker-a").await.unwrap();
-    let second = run_tick(now + chrono::Duration::minutes(1), &deps, "worker-a").await.unwrap();
+    let first = tick(now, &deps, "worker-a").await;
+    let second = tick(now + chrono::Duration::minutes(1), &deps, "worker-a").await;
 
     assert_eq!((first, second), (Some(1), Some(0)));
     assert_eq!(expired_event_orders(&app.pool).await.len(), 1);
@@ -125,17 +138,17 @@ async fn a_retry_of_a_run_whose_failure_went_unrecorded_is_not_skipped() {
     let app = app().spawn().await;
     let now = Utc::now();
     let stale = order(&app.pool, "Processing", now, TTL * 2).await;
-    let tick = now - chrono::Duration::seconds(1);
+    let scheduled = now - chrono::Duration::seconds(1);
     // What a run leaves when the database went away mid-run: its claim, still Running.
     sqlx::query("insert into cron_runs (job, scheduled_at, worker) values ('expire_orders', $1, 'worker-a')")
-        .bind(tick)
+        .bind(scheduled)
         .execute(&app.pool)
         .await
         .unwrap();
     let deps = deps(&app.pool, now);
 
-    let retried = run_tick(tick, &deps, "worker-a").await.unwrap();
-    let other = run_tick(tick, &deps, "worker-b").await.unwrap();
+    let retried = tick(scheduled, &deps, "worker-a").await;
+    let other = tick(scheduled, &deps, "worker-b").await;
 
     assert_eq!(retried, Some(1), "the run's own retry expires the stale order");
     assert_eq!(other, None, "another process still skips the tick");
