@@ -9,14 +9,20 @@ use orderflow::{
     deps::{Externals, FunctionDeps},
     expire_orders::run_tick,
 };
-use shared::{clock::FixedClock, db::orders, domain::NewOrder, messaging::OutboxSignal};
+use shared::{
+    clock::FixedClock,
+    db::orders,
+    domain::NewOrder,
+    messaging::{OutboxRelay, OutboxSignal, Publisher, RelaySettings},
+    metrics::Metrics,
+};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
     gateways::ScriptedGateway,
-    helpers::{app, test_config},
+    helpers::{amqp_url, app, eventually, test_config},
 };
 
 const TTL: Duration = Duration::from_secs(600);
@@ -33,12 +39,23 @@ async fn tick(scheduled_at: DateTime<Utc>, deps: &FunctionDeps, worker: &str) ->
 }
 
 fn deps(pool: &PgPool, now: DateTime<Utc>) -> FunctionDeps {
+    deps_waking(pool, now, OutboxSignal::default())
+}
+
+/// Like [`deps`], waking the relay that listens on `outbox`.
+fn deps_waking(pool: &PgPool, now: DateTime<Utc>, outbox: OutboxSignal) -> FunctionDeps {
     let mut config = test_config();
     config.payment_delay_ms = 0;
     config.order_ttl_secs = TTL.as_secs();
     let externals = Externals { payments: ScriptedGateway::approving(), clock: Arc::new(FixedClock::new(now)) };
-    let (outbox, shutdown) = (OutboxSignal::default(), CancellationToken::new());
-    FunctionDeps::from_config(&config, pool.clone(), externals, outbox, shutdown, Duration::from_secs(1))
+    FunctionDeps::from_config(
+        &config,
+        pool.clone(),
+        externals,
+        outbox,
+        CancellationToken::new(),
+        Duration::from_secs(1),
+    )
 }
 
 /// An order in `status`, last changed `age` before `now`.
@@ -153,4 +170,41 @@ async fn a_retry_of_a_run_whose_failure_went_unrecorded_is_not_skipped() {
     assert_eq!(retried, Some(1), "the run's own retry expires the stale order");
     assert_eq!(other, None, "another process still skips the tick");
     assert_eq!(expired_event_orders(&app.pool).await, [stale]);
+}
+
+#[tokio::test]
+async fn a_tick_that_expires_orders_wakes_the_relay_so_their_events_leave_before_the_next_poll() {
+    // Neither the app's relay nor the test's polls again within the test: only a wake-up
+    // gets the OrderExpired events out.
+    let app = app().config(|c| c.outbox_poll_ms = 60_000).spawn().await;
+    let now = Utc::now();
+    order(&app.pool, "Processing", now, TTL * 2).await;
+    let signal = OutboxSignal::default();
+    let stop = CancellationToken::new();
+    let relay = OutboxRelay::new(
+        app.pool.clone(),
+        Arc::new(Publisher::new(amqp_url(), app.topology())),
+        signal.clone(),
+        Arc::new(Metrics::default()),
+        RelaySettings { batch_size: 50, poll_interval: Duration::from_secs(60), max_attempts: 4 },
+    );
+    let relay = tokio::spawn(relay.run(stop.clone()));
+    // Its first pass sends the order's OrderCreated; then it waits for a signal or the poll.
+    eventually("the relay's first pass", Duration::from_secs(10), || async {
+        (unsent(&app.pool).await == 0).then_some(())
+    })
+    .await;
+
+    assert_eq!(tick(now, &deps_waking(&app.pool, now, signal), "worker-a").await, Some(1));
+
+    eventually("the OrderExpired event to leave, long before the next poll", Duration::from_secs(10), || async {
+        (unsent(&app.pool).await == 0).then_some(())
+    })
+    .await;
+    stop.cancel();
+    relay.await.unwrap();
+}
+
+async fn unsent(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where sent_at is null").fetch_one(pool).await.unwrap()
 }
