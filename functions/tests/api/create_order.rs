@@ -72,3 +72,24 @@ async fn the_relay_publishes_exactly_one_persistent_message_with_ids() {
     assert_eq!(event.order_id, order["id"].as_i64().unwrap());
     assert_eq!(queue_depth(&channel, &queue).await, 0, "exactly one message");
 }
+
+#[tokio::test]
+async fn a_price_of_exactly_the_maximum_is_accepted_and_one_cent_more_is_refused() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let body = |price: &str| {
+        let text = format!(r#"{{"userId":1,"productId":1,"quantity":1,"price":{price}}}"#);
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+
+    let at_most = app.create_order(&token, &body("1000000.00")).await;
+    let above = app.create_order(&token, &body("1000000.01")).await;
+
+    assert_eq!(at_most.status(), StatusCode::CREATED, "the maximum price itself is refused");
+    let text = at_most.text().await.unwrap();
+    assert!(text.contains(r#""price":1000000.00"#), "{text}");
+    assert_eq!(above.status(), StatusCode::BAD_REQUEST);
+    let error: Value = above.json().await.unwrap();
+    assert_eq!(error["error"]["field"], "price", "{error}");
+    assert_eq!(app.count("orders").await, 1);
+}

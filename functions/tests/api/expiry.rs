@@ -1,4 +1,6 @@
-//! The expiry sweep, called directly with a stopped clock.
+//! The expiry sweep, called directly with a stopped clock. Every call is bounded by
+//! [`TICK_LIMIT`], so a batch loop that never ends fails with the test's name instead of
+//! hanging the run.
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,25 +9,53 @@ use orderflow::{
     deps::{Externals, FunctionDeps},
     expire_orders::run_tick,
 };
-use shared::{clock::FixedClock, db::orders, domain::NewOrder, messaging::OutboxSignal};
+use shared::{
+    clock::FixedClock,
+    db::orders,
+    domain::NewOrder,
+    messaging::{OutboxRelay, OutboxSignal, Publisher, RelaySettings},
+    metrics::Metrics,
+};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
     gateways::ScriptedGateway,
-    helpers::{app, test_config},
+    helpers::{amqp_url, app, eventually, test_config},
 };
 
 const TTL: Duration = Duration::from_secs(600);
 
+/// Far longer than a tick over a few dozen orders takes, even on a loaded machine.
+const TICK_LIMIT: Duration = Duration::from_secs(30);
+
+/// [`run_tick`], failing the test if it errs or does not return within [`TICK_LIMIT`].
+async fn tick(scheduled_at: DateTime<Utc>, deps: &FunctionDeps, worker: &str) -> Option<i64> {
+    tokio::time::timeout(TICK_LIMIT, run_tick(scheduled_at, deps, worker))
+        .await
+        .unwrap_or_else(|_| panic!("the expiry tick {scheduled_at} of {worker} did not end within {TICK_LIMIT:?}"))
+        .unwrap()
+}
+
 fn deps(pool: &PgPool, now: DateTime<Utc>) -> FunctionDeps {
+    deps_waking(pool, now, OutboxSignal::default())
+}
+
+/// Like [`deps`], waking the relay that listens on `outbox`.
+fn deps_waking(pool: &PgPool, now: DateTime<Utc>, outbox: OutboxSignal) -> FunctionDeps {
     let mut config = test_config();
     config.payment_delay_ms = 0;
     config.order_ttl_secs = TTL.as_secs();
     let externals = Externals { payments: ScriptedGateway::approving(), clock: Arc::new(FixedClock::new(now)) };
-    let (outbox, shutdown) = (OutboxSignal::default(), CancellationToken::new());
-    FunctionDeps::from_config(&config, pool.clone(), externals, outbox, shutdown, Duration::from_secs(1))
+    FunctionDeps::from_config(
+        &config,
+        pool.clone(),
+        externals,
+        outbox,
+        CancellationToken::new(),
+        Duration::from_secs(1),
+    )
 }
 
 /// An order in `status`, last changed `age` before `now`.
@@ -61,7 +91,7 @@ async fn only_processing_orders_older_than_the_ttl_expire_each_with_one_event() 
         order(&app.pool, "Processing", now, TTL - Duration::from_secs(5)).await,
     ];
 
-    let expired = run_tick(now, &deps(&app.pool, now), "worker-a").await.unwrap();
+    let expired = tick(now, &deps(&app.pool, now), "worker-a").await;
 
     assert_eq!(expired, Some(2));
     for id in stale {
@@ -88,13 +118,13 @@ async fn two_concurrent_runs_of_one_tick_expire_each_order_once() {
     for _ in 0..40 {
         stale.push(order(&app.pool, "Processing", now, TTL * 2).await);
     }
-    let tick = now - chrono::Duration::seconds(1);
+    let scheduled = now - chrono::Duration::seconds(1);
     let mut deps = deps(&app.pool, now);
     deps.expiry_batch_size = 7;
 
-    let (a, b) = tokio::join!(run_tick(tick, &deps, "worker-a"), run_tick(tick, &deps, "worker-b"));
+    let (a, b) = tokio::join!(tick(scheduled, &deps, "worker-a"), tick(scheduled, &deps, "worker-b"));
 
-    let mut results = [a.unwrap(), b.unwrap()];
+    let mut results = [a, b];
     results.sort();
     assert_eq!(results, [None, Some(40)], "one run, one skip");
     assert_eq!(expired_event_orders(&app.pool).await, stale);
@@ -113,8 +143,8 @@ async fn a_later_tick_expires_nothing_twice() {
     order(&app.pool, "Processing", now, TTL * 2).await;
     let deps = deps(&app.pool, now);
 
-    let first = run_tick(now, &deps, "worker-a").await.unwrap();
-    let second = run_tick(now + chrono::Duration::minutes(1), &deps, "worker-a").await.unwrap();
+    let first = tick(now, &deps, "worker-a").await;
+    let second = tick(now + chrono::Duration::minutes(1), &deps, "worker-a").await;
 
     assert_eq!((first, second), (Some(1), Some(0)));
     assert_eq!(expired_event_orders(&app.pool).await.len(), 1);
@@ -125,19 +155,56 @@ async fn a_retry_of_a_run_whose_failure_went_unrecorded_is_not_skipped() {
     let app = app().spawn().await;
     let now = Utc::now();
     let stale = order(&app.pool, "Processing", now, TTL * 2).await;
-    let tick = now - chrono::Duration::seconds(1);
+    let scheduled = now - chrono::Duration::seconds(1);
     // What a run leaves when the database went away mid-run: its claim, still Running.
     sqlx::query("insert into cron_runs (job, scheduled_at, worker) values ('expire_orders', $1, 'worker-a')")
-        .bind(tick)
+        .bind(scheduled)
         .execute(&app.pool)
         .await
         .unwrap();
     let deps = deps(&app.pool, now);
 
-    let retried = run_tick(tick, &deps, "worker-a").await.unwrap();
-    let other = run_tick(tick, &deps, "worker-b").await.unwrap();
+    let retried = tick(scheduled, &deps, "worker-a").await;
+    let other = tick(scheduled, &deps, "worker-b").await;
 
     assert_eq!(retried, Some(1), "the run's own retry expires the stale order");
     assert_eq!(other, None, "another process still skips the tick");
     assert_eq!(expired_event_orders(&app.pool).await, [stale]);
+}
+
+#[tokio::test]
+async fn a_tick_that_expires_orders_wakes_the_relay_so_their_events_leave_before_the_next_poll() {
+    // Neither the app's relay nor the test's polls again within the test: only a wake-up
+    // gets the OrderExpired events out.
+    let app = app().config(|c| c.outbox_poll_ms = 60_000).spawn().await;
+    let now = Utc::now();
+    order(&app.pool, "Processing", now, TTL * 2).await;
+    let signal = OutboxSignal::default();
+    let stop = CancellationToken::new();
+    let relay = OutboxRelay::new(
+        app.pool.clone(),
+        Arc::new(Publisher::new(amqp_url(), app.topology())),
+        signal.clone(),
+        Arc::new(Metrics::default()),
+        RelaySettings { batch_size: 50, poll_interval: Duration::from_secs(60), max_attempts: 4 },
+    );
+    let relay = tokio::spawn(relay.run(stop.clone()));
+    // Its first pass sends the order's OrderCreated; then it waits for a signal or the poll.
+    eventually("the relay's first pass", Duration::from_secs(10), || async {
+        (unsent(&app.pool).await == 0).then_some(())
+    })
+    .await;
+
+    assert_eq!(tick(now, &deps_waking(&app.pool, now, signal), "worker-a").await, Some(1));
+
+    eventually("the OrderExpired event to leave, long before the next poll", Duration::from_secs(10), || async {
+        (unsent(&app.pool).await == 0).then_some(())
+    })
+    .await;
+    stop.cancel();
+    relay.await.unwrap();
+}
+
+async fn unsent(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where sent_at is null").fetch_one(pool).await.unwrap()
 }

@@ -256,3 +256,28 @@ async fn shutdown_during_a_long_payment_wait_requeues_the_message() {
     assert_eq!(gateway.calls(), 0, "the cut-short payment charged nothing");
     the_order_created_message_is_back_in_its_queue(&app).await;
 }
+
+#[tokio::test]
+async fn shutdown_during_a_payment_wait_that_ends_within_the_drain_budget_completes_the_order_once() {
+    let gateway = ScriptedGateway::approving();
+    let mut app = app()
+        .with_functions()
+        .payments(gateway.clone())
+        .config(|config| {
+            // The payment ends 1.5 s in, well within the 4 s drain budget of a 5 s shutdown.
+            config.payment_delay_ms = 1_500;
+            config.shutdown_timeout_secs = 5;
+        })
+        .spawn()
+        .await;
+    let id = create_order(&app).await;
+    wait_for_status(&app, id, "Processing").await;
+
+    app.stop().await;
+
+    // The app's own pool closed with it.
+    let pool = sqlx::PgPool::connect(&app.config.database_url).await.unwrap();
+    assert_eq!(order_status(&pool, id).await, "Completed", "the payment was cut short");
+    assert_eq!(gateway.calls(), 1, "charged other than once");
+    assert_eq!(outbox_rows(&pool, "OrderCompleted").await, 1);
+}

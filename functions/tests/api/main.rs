@@ -17,4 +17,6 @@ mod journal;
 mod live_log;
 mod outbox;
 mod reads;
+mod relay_wake;
 mod workers;
+mod wrong_state;

@@ -261,6 +261,15 @@ mod tests {
     }
 
     #[test]
+    fn a_price_of_exactly_the_maximum_is_accepted_and_one_cent_more_is_refused() {
+        assert_eq!(NewOrder::MAX_PRICE.to_string(), "1000000.00");
+        let at_most = NewOrder::parse(1, 1, 1, money("1000000.00"), None).unwrap();
+        assert_eq!(at_most.price().to_string(), "1000000.00");
+        let above = NewOrder::parse(1, 1, 1, money("1000000.01"), None).unwrap_err();
+        assert_eq!(above, ValidationError::new("price", "must be at most 1000000.00"));
+    }
+
+    #[test]
     fn each_out_of_range_field_is_named() {
         let cases = [
             (NewOrder::parse(0, 1, 1, money("1"), None), "userId"),
