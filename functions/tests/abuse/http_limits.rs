@@ -1,0 +1,1 @@
+//! Abuse cases: http_limits (to be written).

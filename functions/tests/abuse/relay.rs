@@ -1,0 +1,1 @@
+//! Abuse cases: relay (to be written).

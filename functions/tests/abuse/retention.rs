@@ -1,0 +1,1 @@
+//! Abuse cases: retention (to be written).
