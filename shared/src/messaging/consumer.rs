@@ -21,6 +21,11 @@
 //! 6. *Failures during shutdown are dead-lettered.* apalis's retry policy stops retrying once
 //!    shutdown starts and upstream nacks without requeue, so a job interrupted by shutdown would
 //!    land in `<queue>_error`. [`LazyAck`] requeues such failures instead.
+//!
+//! Two rules of ours are kept here too, before a delivery becomes a job: it must hold a permit
+//! of the process's [`JobBudget`] (taken before the delivery is taken from the consumer, so a
+//! delivery still waiting stays with the broker), and its schema version must not be newer
+//! than this build's (otherwise it is dead-lettered with that reason, like an undecodable one).
 
 use std::{
     marker::PhantomData,
@@ -46,8 +51,12 @@ use apalis_core::{
 };
 use futures::{FutureExt, Sink, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use serde::de::DeserializeOwned;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::PollSemaphore;
 
+use super::budget::{JobBudget, JobPermit};
 use crate::{
+    events::{SCHEMA_VERSION_METADATA, check_schema_version},
     journal::{JobStatus, Journal, JournalEntry},
     metrics::{FunctionLabels, Metrics},
     shutdown::ShutdownInterrupted,
@@ -99,6 +108,9 @@ pub struct EventBackend<T> {
     ack_backend: Arc<Mutex<Option<AmqpBackend<T>>>>,
     consuming: Arc<AtomicBool>,
     reports: Option<DeadLetterReports>,
+    // The process's budget, and the permit taken for the next delivery.
+    budget: Option<PollSemaphore>,
+    permit: Option<OwnedSemaphorePermit>,
     _event: PhantomData<fn() -> T>,
 }
 
@@ -130,8 +142,18 @@ impl<T: Send + 'static> EventBackend<T> {
             ack_backend: Arc::new(Mutex::new(None)),
             consuming,
             reports: None,
+            budget: None,
+            permit: None,
             _event: PhantomData,
         })
+    }
+
+    /// Takes a permit of `budget` for every delivery before it becomes a job (see the module
+    /// docs); without a budget, only the queue's prefetch bounds the jobs in flight.
+    #[must_use]
+    pub fn within(mut self, budget: &JobBudget) -> Self {
+        self.budget = Some(budget.poller());
+        self
     }
 
     /// Journals and counts the messages this backend dead-letters itself.
@@ -141,7 +163,7 @@ impl<T: Send + 'static> EventBackend<T> {
         self
     }
 
-    fn report_undecodable(&self, message_id: Option<&str>, body: &[u8], error: &serde_json::Error) {
+    fn report_dead_lettered(&self, message_id: Option<&str>, body: &[u8], reason: &str) {
         let Some(reports) = &self.reports else { return };
         reports.metrics.jobs_dead_lettered.get_or_create(&FunctionLabels::of(&reports.function)).inc();
         let message_id = message_id.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
@@ -162,7 +184,7 @@ impl<T: Send + 'static> EventBackend<T> {
         reports.journal.record(JournalEntry::Finished {
             message_id,
             status: JobStatus::Killed,
-            error: Some(format!("undecodable message: {error}")),
+            error: Some(reason.to_owned()),
             result: None,
             at: now,
         });
@@ -232,6 +254,16 @@ where
         }
         loop {
             self.drive_rejections(cx);
+            // The budget: no permit, no delivery taken (it stays unacked with the broker).
+            if self.permit.is_none()
+                && let Some(budget) = self.budget.as_mut()
+            {
+                match ready!(budget.poll_acquire(cx)) {
+                    Some(permit) => self.permit = Some(permit),
+                    // Never closed; if it were, consuming on would break the budget.
+                    None => return Poll::Ready(None),
+                }
+            }
             let task = match ready!(self.inner.poll_next(cx, worker)) {
                 Some(Ok(task)) => task,
                 Some(Err(e)) => return Poll::Ready(Some(Err(self.failed(e)))),
@@ -239,9 +271,18 @@ where
                 // Pitfall 5.
                 None => return Poll::Ready(Some(Err(self.failed(ConsumerError::Cancelled)))),
             };
-            match serde_json::from_slice::<T>(&task.args) {
+            let decoded = check_schema_version(task.metadata().get(SCHEMA_VERSION_METADATA))
+                .map_err(|e| (e.to_string(), BoxDynError::from(e)))
+                .and_then(|()| {
+                    serde_json::from_slice::<T>(&task.args)
+                        .map_err(|e| (format!("undecodable message: {e}"), BoxDynError::from(e)))
+                });
+            match decoded {
                 Ok(event) => {
-                    let task = task.map_args(|_| event);
+                    let mut task = task.map_args(|_| event);
+                    if let Some(permit) = self.permit.take() {
+                        task.inject_data(JobPermit::new(permit));
+                    }
                     // Pitfall 4: the message_id, not the delivery tag, identifies the task.
                     let task = match task.metadata().get("message_id").map(str::to_owned) {
                         Some(message_id) => task.into_builder().task_id(TaskId::String(message_id)).build(),
@@ -249,17 +290,18 @@ where
                     };
                     return Poll::Ready(Some(Ok(task)));
                 }
-                Err(error) => {
-                    // Pitfall 3: reject without requeue; the queue's dead-letter exchange keeps it.
+                Err((reason, error)) => {
+                    // Pitfall 3 (and a newer schema version): reject without requeue; the
+                    // queue's dead-letter exchange keeps it. The permit waits for the next one.
                     tracing::error!(
                         queue = %self.inner.config().queue,
                         message.id = task.metadata().get("message_id").unwrap_or("-"),
-                        error = %error,
-                        "undecodable message dead-lettered to the error queue"
+                        error = %reason,
+                        "message dead-lettered to the error queue before it became a job"
                     );
-                    self.report_undecodable(task.metadata().get("message_id"), &task.args, &error);
+                    self.report_dead_lettered(task.metadata().get("message_id"), &task.args, &reason);
                     task.raw_status().store(Status::Killed);
-                    let result: Result<(), BoxDynError> = Err(Box::new(error));
+                    let result: Result<(), BoxDynError> = Err(error);
                     self.rejections.push(Acknowledge::<()>::ack(&mut self.inner, &result, task.ctx()));
                 }
             }
@@ -272,6 +314,7 @@ where
             return Poll::Pending;
         }
         self.consuming.store(false, Ordering::Relaxed);
+        self.permit = None;
         self.inner.poll_close(cx, worker).map_err(Into::into)
     }
 }
