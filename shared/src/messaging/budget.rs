@@ -1,15 +1,18 @@
 //! The memory budget of one worker process: `WORKER_MAX_IN_FLIGHT` jobs in flight across all
 //! its queues, whatever the backlog.
 //!
-//! Each queue's [`super::EventBackend`] takes a permit before it takes the next delivery from
-//! its consumer; the permit travels with the job (in its context data) and is released when
-//! the job's context is dropped, after its ack or nack. A delivery that has no permit yet is
-//! never taken: it stays unacked in the channel's prefetch window, so at shutdown (or when the
-//! channel breaks) the broker requeues it and nothing is lost.
+//! Each queue's [`super::EventBackend`] gives a decoded delivery a permit before it becomes a
+//! job; the permit travels with the job (in its context data) and is released when the job's
+//! context is dropped, after its ack or nack. A delivery without a permit waits in its backend
+//! (one per queue; the queue takes nothing else meanwhile, the rest stays unacked in the
+//! channel's prefetch window); if the worker closes first it is nacked back to the queue, and
+//! if the process dies the broker requeues it with the rest: nothing is lost.
 //!
 //! Fairness: a backend waits for one permit at a time, and tokio's semaphore hands permits out
 //! in the order they were asked for, so when every permit is taken the queues that wait get the
-//! freed ones in turn: a backlog on one queue cannot starve the others.
+//! freed ones in turn: a backlog on one queue cannot starve the others. An idle queue holds no
+//! permit (it asks only once it has a delivery), so a budget smaller than the number of queues
+//! still works.
 
 use std::sync::Arc;
 
@@ -35,8 +38,7 @@ impl JobBudget {
         self.limit
     }
 
-    /// Permits taken now: jobs in flight, plus one per consuming queue that holds a permit
-    /// while it waits for its next delivery.
+    /// Permits taken now: the jobs in flight.
     pub fn taken(&self) -> usize {
         (self.limit as usize).saturating_sub(self.semaphore.available_permits())
     }

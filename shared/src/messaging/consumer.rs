@@ -22,10 +22,11 @@
 //!    shutdown starts and upstream nacks without requeue, so a job interrupted by shutdown would
 //!    land in `<queue>_error`. [`LazyAck`] requeues such failures instead.
 //!
-//! Two rules of ours are kept here too, before a delivery becomes a job: it must hold a permit
-//! of the process's [`JobBudget`] (taken before the delivery is taken from the consumer, so a
-//! delivery still waiting stays with the broker), and its schema version must not be newer
-//! than this build's (otherwise it is dead-lettered with that reason, like an undecodable one).
+//! Two rules of ours are kept here too, before a delivery becomes a job: its schema version
+//! must not be newer than this build's (otherwise it is dead-lettered with that reason, like an
+//! undecodable one), and it must hold a permit of the process's [`JobBudget`]. A decoded
+//! delivery waits for its permit in the backend (one per queue at most; the queue takes no
+//! other delivery meanwhile); if the worker closes first, it is nacked back to the queue.
 
 use std::{
     marker::PhantomData,
@@ -51,7 +52,6 @@ use apalis_core::{
 };
 use futures::{FutureExt, Sink, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use serde::de::DeserializeOwned;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::PollSemaphore;
 
 use super::budget::{JobBudget, JobPermit};
@@ -108,9 +108,9 @@ pub struct EventBackend<T> {
     ack_backend: Arc<Mutex<Option<AmqpBackend<T>>>>,
     consuming: Arc<AtomicBool>,
     reports: Option<DeadLetterReports>,
-    // The process's budget, and the permit taken for the next delivery.
+    // The process's budget, and the decoded delivery waiting for a permit of it.
     budget: Option<PollSemaphore>,
-    permit: Option<OwnedSemaphorePermit>,
+    waiting: Option<Task<T>>,
     _event: PhantomData<fn() -> T>,
 }
 
@@ -143,12 +143,12 @@ impl<T: Send + 'static> EventBackend<T> {
             consuming,
             reports: None,
             budget: None,
-            permit: None,
+            waiting: None,
             _event: PhantomData,
         })
     }
 
-    /// Takes a permit of `budget` for every delivery before it becomes a job (see the module
+    /// Makes every delivery take a permit of `budget` before it becomes a job (see the module
     /// docs); without a budget, only the queue's prefetch bounds the jobs in flight.
     #[must_use]
     pub fn within(mut self, budget: &JobBudget) -> Self {
@@ -196,6 +196,25 @@ impl<T: Send + 'static> EventBackend<T> {
                 tracing::error!(error = %e, "could not dead-letter an undecodable message; it will be redelivered");
             }
         }
+    }
+
+    /// Lets `task` become a job once it holds a permit of the budget; until then it waits here
+    /// and this queue takes no other delivery.
+    fn admit(&mut self, mut task: Task<T>, cx: &mut Context<'_>) -> Poll<Option<Result<Task<T>, ConsumerError>>> {
+        if let Some(budget) = self.budget.as_mut() {
+            match budget.poll_acquire(cx) {
+                Poll::Ready(Some(permit)) => {
+                    task.inject_data(JobPermit::new(permit));
+                }
+                // The semaphore is never closed; were it, the job would run outside the budget.
+                Poll::Ready(None) => {}
+                Poll::Pending => {
+                    self.waiting = Some(task);
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(task)))
     }
 
     fn failed<E: Into<ConsumerError>>(&self, error: E) -> ConsumerError {
@@ -254,15 +273,8 @@ where
         }
         loop {
             self.drive_rejections(cx);
-            // The budget: no permit, no delivery taken (it stays unacked with the broker).
-            if self.permit.is_none()
-                && let Some(budget) = self.budget.as_mut()
-            {
-                match ready!(budget.poll_acquire(cx)) {
-                    Some(permit) => self.permit = Some(permit),
-                    // Never closed; if it were, consuming on would break the budget.
-                    None => return Poll::Ready(None),
-                }
+            if let Some(task) = self.waiting.take() {
+                return self.admit(task, cx);
             }
             let task = match ready!(self.inner.poll_next(cx, worker)) {
                 Some(Ok(task)) => task,
@@ -279,20 +291,17 @@ where
                 });
             match decoded {
                 Ok(event) => {
-                    let mut task = task.map_args(|_| event);
-                    if let Some(permit) = self.permit.take() {
-                        task.inject_data(JobPermit::new(permit));
-                    }
+                    let task = task.map_args(|_| event);
                     // Pitfall 4: the message_id, not the delivery tag, identifies the task.
                     let task = match task.metadata().get("message_id").map(str::to_owned) {
                         Some(message_id) => task.into_builder().task_id(TaskId::String(message_id)).build(),
                         None => task,
                     };
-                    return Poll::Ready(Some(Ok(task)));
+                    return self.admit(task, cx);
                 }
                 Err((reason, error)) => {
                     // Pitfall 3 (and a newer schema version): reject without requeue; the
-                    // queue's dead-letter exchange keeps it. The permit waits for the next one.
+                    // queue's dead-letter exchange keeps it. It never needed a permit.
                     tracing::error!(
                         queue = %self.inner.config().queue,
                         message.id = task.metadata().get("message_id").unwrap_or("-"),
@@ -309,12 +318,20 @@ where
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), ConsumerError>> {
+        if let Some(task) = self.waiting.take() {
+            // It never became a job: back to the queue, for this process later or another one.
+            let mut backend = self.inner.clone();
+            let mut config = backend.config().clone();
+            config.nack_options.requeue = true;
+            backend = backend.with_config(config);
+            let result: Result<(), BoxDynError> = Err("the worker closed before the job could start".into());
+            self.rejections.push(Acknowledge::<()>::ack(&mut backend, &result, task.ctx()));
+        }
         self.drive_rejections(cx);
         if !self.rejections.is_empty() {
             return Poll::Pending;
         }
         self.consuming.store(false, Ordering::Relaxed);
-        self.permit = None;
         self.inner.poll_close(cx, worker).map_err(Into::into)
     }
 }
