@@ -27,8 +27,8 @@ use shared::{
     events::{Event, EventType, OrderCompleted, OrderCreated, OrderExpired},
     journal::{Journal, JournalLayer, LiveWorker},
     messaging::{
-        BrokerHealth, DeadLetterReports, EventBackend, InterruptibleRetry, RestartBackoff, ShutdownGuardLayer,
-        Topology, amqp_config, retry_policy,
+        BrokerHealth, DeadLetterReports, EventBackend, InterruptibleRetry, JobBudget, RestartBackoff,
+        ShutdownGuardLayer, Topology, amqp_config, retry_policy,
     },
     metrics::Metrics,
 };
@@ -116,8 +116,11 @@ pub struct WorkerSettings {
     pub amqp_url: String,
     /// Queue names and declarations.
     pub topology: Topology,
-    /// Messages a queue worker holds at once (its concurrency).
+    /// Messages a queue worker holds at once (its concurrency), never more than the budget.
     pub prefetch: u16,
+    /// The jobs in flight across all of the process's queues (its memory budget), shared by
+    /// every queue worker and their restarts.
+    pub budget: JobBudget,
     /// Retries after the first attempt.
     pub max_retries: usize,
     /// First retry backoff.
@@ -160,10 +163,12 @@ impl WorkerSettings {
         journal: Journal,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let budget = JobBudget::new(config.worker_max_in_flight);
         WorkerSettings {
             amqp_url: config.amqp_url.clone(),
             topology,
-            prefetch: config.worker_prefetch,
+            prefetch: budget.prefetch(config.worker_prefetch),
+            budget,
             max_retries: config.max_retries,
             retry_base: Duration::from_millis(config.retry_base_ms),
             expiry_schedule: config.expiry_schedule.clone(),
@@ -314,7 +319,8 @@ fn queue_worker<E: Event>(
         let config = amqp_config(&settings.topology, E::TYPE, settings.prefetch);
         let backend = EventBackend::<E>::new(&settings.amqp_url, config, delay, consuming.clone())
             .expect("AMQP_URL was validated at start-up")
-            .reporting_to(settings.dead_letter_reports(plan.function));
+            .reporting_to(settings.dead_letter_reports(plan.function))
+            .within(&settings.budget);
         plan.layered(WorkerBuilder::new(plan.name.as_str()).backend(backend))
     }
 }

@@ -171,7 +171,12 @@ impl Parts {
         let (monitor, live) = registry::monitor(functions, deps, &settings, health)?;
         tokio::spawn(WorkerHeartbeats::new(pool.clone(), settings.process_name, live).run(self.stop.clone()));
         let names: Vec<_> = functions.iter().map(|f| f.name()).collect();
-        tracing::info!(functions = ?names, prefetch = settings.prefetch, "starting functions");
+        tracing::info!(
+            functions = ?names,
+            prefetch = settings.prefetch,
+            max_in_flight = settings.budget.limit(),
+            "starting functions"
+        );
         let stop = self.stop.clone();
         self.intake("functions", async move {
             monitor

@@ -117,6 +117,11 @@ pub struct Config {
     #[arg(long, env = "WORKER_PREFETCH", global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_prefetch: u16,
 
+    /// Jobs one process holds in flight across all its queues: the memory budget (the default
+    /// keeps a process under 256 MiB whatever the backlog). Each queue's prefetch is capped by it.
+    #[arg(long, env = "WORKER_MAX_IN_FLIGHT", global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub worker_max_in_flight: u32,
+
     /// Largest PostgreSQL connection pool of one process.
     #[arg(long, env = "DB_MAX_CONNECTIONS", global = true, default_value_t = 20)]
     pub db_max_connections: u32,

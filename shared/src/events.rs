@@ -1,6 +1,14 @@
 //! The events orderflow publishes, past tense, and the queue each one travels on (DESIGN.md
 //! section 5). On the wire an event is the plain JSON of its struct, the format apalis-amqp
 //! consumers decode.
+//!
+//! Across versions (a rolling upgrade runs old and new processes side by side), readers are
+//! tolerant: unknown fields are ignored and fields added later are optional with a default, so
+//! adding a field is a compatible change. Every message carries [`SCHEMA_VERSION`] in the
+//! [`SCHEMA_VERSION_HEADER`] header; an incompatible change (a field removed, renamed, retyped
+//! or given a new meaning) raises it, and a worker dead-letters a message whose version is
+//! newer than its own rather than half-apply it. A message without the header (a foreign
+//! producer, an older orderflow) counts as the current version.
 
 use std::{fmt, str::FromStr};
 
@@ -9,9 +17,47 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::domain::Money;
 
+/// The schema version of the events this build writes and understands. Raise it only for an
+/// incompatible change (see the module docs).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The AMQP header that carries a message's schema version. apalis-amqp hands a consumer only
+/// the headers named `x-apalis-*` (prefix removed), hence the prefix (DESIGN.md section 9).
+pub const SCHEMA_VERSION_HEADER: &str = "x-apalis-schema-version";
+
+/// [`SCHEMA_VERSION_HEADER`] as a consumer's task metadata names it.
+pub const SCHEMA_VERSION_METADATA: &str = "schema-version";
+
+/// Why a message's schema version rules it out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaVersionError {
+    /// Written by a newer orderflow, in a shape this worker may misread.
+    #[error(
+        "schema version {0} is newer than this worker understands ({SCHEMA_VERSION}); replay it once the workers are upgraded"
+    )]
+    Newer(u32),
+    /// Not a version number.
+    #[error("unreadable schema version `{0}`")]
+    Unreadable(String),
+}
+
+/// Whether a message with schema version header `header` (`None`: no header, which counts
+/// as the current version) can be applied by this build.
+///
+/// # Errors
+/// The version is newer than [`SCHEMA_VERSION`], or not a number.
+pub fn check_schema_version(header: Option<&str>) -> Result<(), SchemaVersionError> {
+    let Some(header) = header else { return Ok(()) };
+    match header.trim().parse::<u32>() {
+        Ok(version) if version > SCHEMA_VERSION => Err(SchemaVersionError::Newer(version)),
+        Ok(_) => Ok(()),
+        Err(_) => Err(SchemaVersionError::Unreadable(header.chars().take(64).collect())),
+    }
+}
+
 /// An order was created; the payment function reacts to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
     /// The new order.
     pub order_id: i64,
@@ -25,7 +71,7 @@ pub struct OrderCreated {
 
 /// An order was paid; the completion function e-mails and records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderCompleted {
     /// The paid order.
     pub order_id: i64,
@@ -37,7 +83,7 @@ pub struct OrderCompleted {
 
 /// An order stayed Processing past its TTL and was expired; the expiry audit records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderExpired {
     /// The expired order.
     pub order_id: i64,
@@ -142,9 +188,28 @@ mod tests {
     }
 
     #[test]
-    fn an_event_of_the_wrong_shape_does_not_decode() {
+    fn an_event_missing_a_required_field_does_not_decode() {
         assert!(serde_json::from_str::<OrderCreated>(r#"{"orderId":1}"#).is_err());
-        assert!(serde_json::from_str::<OrderExpired>(r#"{"orderId":1,"userId":1,"extra":true}"#).is_err());
+        assert!(serde_json::from_str::<OrderCompleted>(r#"{"orderId":1,"userId":"one","total":1}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_optional_fields_may_be_missing() {
+        let created: OrderCreated =
+            serde_json::from_str(r#"{"orderId":1,"userId":2,"productId":3,"total":4.00,"coupon":{"code":"X"}}"#)
+                .unwrap();
+        assert_eq!(created.order_id, 1);
+        let expired: OrderExpired = serde_json::from_str(r#"{"orderId":1,"userId":2}"#).unwrap();
+        assert_eq!(expired.expired_at, None);
+    }
+
+    #[test]
+    fn only_a_newer_or_unreadable_schema_version_is_refused() {
+        assert_eq!(check_schema_version(None), Ok(()));
+        assert_eq!(check_schema_version(Some("1")), Ok(()));
+        assert_eq!(check_schema_version(Some("0")), Ok(()));
+        assert_eq!(check_schema_version(Some("2")), Err(SchemaVersionError::Newer(2)));
+        assert!(matches!(check_schema_version(Some("v2")), Err(SchemaVersionError::Unreadable(_))));
     }
 
     #[test]

@@ -393,6 +393,12 @@ impl Cluster {
             }
         }
     }
+
+    /// The operating-system id of process `index`, while it runs.
+    #[allow(dead_code, reason = "used by the abuse suite (its memory cases), not by the fault suite")]
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.processes[index].child.id()
+    }
 }
 
 impl Drop for Cluster {

@@ -21,6 +21,12 @@
 //! 6. *Failures during shutdown are dead-lettered.* apalis's retry policy stops retrying once
 //!    shutdown starts and upstream nacks without requeue, so a job interrupted by shutdown would
 //!    land in `<queue>_error`. [`LazyAck`] requeues such failures instead.
+//!
+//! Two rules of ours are kept here too, before a delivery becomes a job: its schema version
+//! must not be newer than this build's (otherwise it is dead-lettered with that reason, like an
+//! undecodable one), and it must hold a permit of the process's [`JobBudget`]. A decoded
+//! delivery waits for its permit in the backend (one per queue at most; the queue takes no
+//! other delivery meanwhile); if the worker closes first, it is nacked back to the queue.
 
 use std::{
     marker::PhantomData,
@@ -46,8 +52,11 @@ use apalis_core::{
 };
 use futures::{FutureExt, Sink, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use serde::de::DeserializeOwned;
+use tokio_util::sync::PollSemaphore;
 
+use super::budget::{JobBudget, JobPermit};
 use crate::{
+    events::{SCHEMA_VERSION_METADATA, check_schema_version},
     journal::{JobStatus, Journal, JournalEntry},
     metrics::{FunctionLabels, Metrics},
     shutdown::ShutdownInterrupted,
@@ -99,6 +108,9 @@ pub struct EventBackend<T> {
     ack_backend: Arc<Mutex<Option<AmqpBackend<T>>>>,
     consuming: Arc<AtomicBool>,
     reports: Option<DeadLetterReports>,
+    // The process's budget, and the decoded delivery waiting for a permit of it.
+    budget: Option<PollSemaphore>,
+    waiting: Option<Task<T>>,
     _event: PhantomData<fn() -> T>,
 }
 
@@ -130,8 +142,18 @@ impl<T: Send + 'static> EventBackend<T> {
             ack_backend: Arc::new(Mutex::new(None)),
             consuming,
             reports: None,
+            budget: None,
+            waiting: None,
             _event: PhantomData,
         })
+    }
+
+    /// Makes every delivery take a permit of `budget` before it becomes a job (see the module
+    /// docs); without a budget, only the queue's prefetch bounds the jobs in flight.
+    #[must_use]
+    pub fn within(mut self, budget: &JobBudget) -> Self {
+        self.budget = Some(budget.poller());
+        self
     }
 
     /// Journals and counts the messages this backend dead-letters itself.
@@ -141,7 +163,7 @@ impl<T: Send + 'static> EventBackend<T> {
         self
     }
 
-    fn report_undecodable(&self, message_id: Option<&str>, body: &[u8], error: &serde_json::Error) {
+    fn report_dead_lettered(&self, message_id: Option<&str>, body: &[u8], reason: &str) {
         let Some(reports) = &self.reports else { return };
         reports.metrics.jobs_dead_lettered.get_or_create(&FunctionLabels::of(&reports.function)).inc();
         let message_id = message_id.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
@@ -162,7 +184,7 @@ impl<T: Send + 'static> EventBackend<T> {
         reports.journal.record(JournalEntry::Finished {
             message_id,
             status: JobStatus::Killed,
-            error: Some(format!("undecodable message: {error}")),
+            error: Some(reason.to_owned()),
             result: None,
             at: now,
         });
@@ -174,6 +196,25 @@ impl<T: Send + 'static> EventBackend<T> {
                 tracing::error!(error = %e, "could not dead-letter an undecodable message; it will be redelivered");
             }
         }
+    }
+
+    /// Lets `task` become a job once it holds a permit of the budget; until then it waits here
+    /// and this queue takes no other delivery.
+    fn admit(&mut self, mut task: Task<T>, cx: &mut Context<'_>) -> Poll<Option<Result<Task<T>, ConsumerError>>> {
+        if let Some(budget) = self.budget.as_mut() {
+            match budget.poll_acquire(cx) {
+                Poll::Ready(Some(permit)) => {
+                    task.inject_data(JobPermit::new(permit));
+                }
+                // The semaphore is never closed; were it, the job would run outside the budget.
+                Poll::Ready(None) => {}
+                Poll::Pending => {
+                    self.waiting = Some(task);
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(task)))
     }
 
     fn failed<E: Into<ConsumerError>>(&self, error: E) -> ConsumerError {
@@ -232,6 +273,9 @@ where
         }
         loop {
             self.drive_rejections(cx);
+            if let Some(task) = self.waiting.take() {
+                return self.admit(task, cx);
+            }
             let task = match ready!(self.inner.poll_next(cx, worker)) {
                 Some(Ok(task)) => task,
                 Some(Err(e)) => return Poll::Ready(Some(Err(self.failed(e)))),
@@ -239,7 +283,13 @@ where
                 // Pitfall 5.
                 None => return Poll::Ready(Some(Err(self.failed(ConsumerError::Cancelled)))),
             };
-            match serde_json::from_slice::<T>(&task.args) {
+            let decoded = check_schema_version(task.metadata().get(SCHEMA_VERSION_METADATA))
+                .map_err(|e| (e.to_string(), BoxDynError::from(e)))
+                .and_then(|()| {
+                    serde_json::from_slice::<T>(&task.args)
+                        .map_err(|e| (format!("undecodable message: {e}"), BoxDynError::from(e)))
+                });
+            match decoded {
                 Ok(event) => {
                     let task = task.map_args(|_| event);
                     // Pitfall 4: the message_id, not the delivery tag, identifies the task.
@@ -247,19 +297,20 @@ where
                         Some(message_id) => task.into_builder().task_id(TaskId::String(message_id)).build(),
                         None => task,
                     };
-                    return Poll::Ready(Some(Ok(task)));
+                    return self.admit(task, cx);
                 }
-                Err(error) => {
-                    // Pitfall 3: reject without requeue; the queue's dead-letter exchange keeps it.
+                Err((reason, error)) => {
+                    // Pitfall 3 (and a newer schema version): reject without requeue; the
+                    // queue's dead-letter exchange keeps it. It never needed a permit.
                     tracing::error!(
                         queue = %self.inner.config().queue,
                         message.id = task.metadata().get("message_id").unwrap_or("-"),
-                        error = %error,
-                        "undecodable message dead-lettered to the error queue"
+                        error = %reason,
+                        "message dead-lettered to the error queue before it became a job"
                     );
-                    self.report_undecodable(task.metadata().get("message_id"), &task.args, &error);
+                    self.report_dead_lettered(task.metadata().get("message_id"), &task.args, &reason);
                     task.raw_status().store(Status::Killed);
-                    let result: Result<(), BoxDynError> = Err(Box::new(error));
+                    let result: Result<(), BoxDynError> = Err(error);
                     self.rejections.push(Acknowledge::<()>::ack(&mut self.inner, &result, task.ctx()));
                 }
             }
@@ -267,6 +318,15 @@ where
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), ConsumerError>> {
+        if let Some(task) = self.waiting.take() {
+            // It never became a job: back to the queue, for this process later or another one.
+            let mut backend = self.inner.clone();
+            let mut config = backend.config().clone();
+            config.nack_options.requeue = true;
+            backend = backend.with_config(config);
+            let result: Result<(), BoxDynError> = Err("the worker closed before the job could start".into());
+            self.rejections.push(Acknowledge::<()>::ack(&mut backend, &result, task.ctx()));
+        }
         self.drive_rejections(cx);
         if !self.rejections.is_empty() {
             return Poll::Pending;

@@ -3,6 +3,7 @@
 //! Publishing happens in exactly one place, the relay: functions write outbox rows in the same
 //! transaction as their state change and never publish directly (DESIGN.md section 6.1).
 
+mod budget;
 mod consumer;
 mod dead_letters;
 mod health;
@@ -14,6 +15,7 @@ mod topology;
 mod url;
 mod worker;
 
+pub use budget::{JobBudget, JobPermit};
 pub use consumer::{ConsumerError, DeadLetterReports, EventBackend, LazyAck};
 pub use dead_letters::{DeadLetter, DeadLetters, ReplaySelection};
 pub use health::BrokerHealth;

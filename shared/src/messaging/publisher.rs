@@ -136,7 +136,8 @@ impl Publisher {
                 .with_message_id(message.message_id.into())
                 .with_correlation_id(message.correlation_id.into())
                 .with_type(message.kind.into())
-                .with_timestamp(message.timestamp);
+                .with_timestamp(message.timestamp)
+                .with_headers(schema_version_headers());
             let sent = channel
                 .basic_publish(
                     "".into(),
@@ -188,4 +189,13 @@ impl Publisher {
 #[expect(clippy::needless_pass_by_value, reason = "used as `map_err(unavailable)`")]
 fn unavailable(e: lapin::Error) -> PublishError {
     PublishError::Unavailable(e.to_string())
+}
+
+/// The headers every event is published with: its schema version, which lets a worker refuse
+/// what a newer orderflow wrote (see `crate::events`).
+fn schema_version_headers() -> lapin::types::FieldTable {
+    let mut headers = lapin::types::FieldTable::default();
+    let version = i64::from(crate::events::SCHEMA_VERSION);
+    headers.insert(crate::events::SCHEMA_VERSION_HEADER.into(), lapin::types::AMQPValue::LongLongInt(version));
+    headers
 }
