@@ -80,7 +80,13 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with(config: Config, role: Role, externals: Externals) -> anyhow::Result<Self> {
-        let pool = db::connect_and_migrate(&config.database_url, config.db_max_connections, DATABASE_PATIENCE).await?;
+        let pool = db::connect_and_migrate(
+            &config.database_url,
+            config.db_max_connections,
+            DATABASE_PATIENCE,
+            config.db_statement_timeout(),
+        )
+        .await?;
         let secret = accounts::token_secret(&pool, &config).await?;
         let tokens = Arc::new(TokenKeys::new(secret.expose(), Duration::from_secs(config.jwt_ttl_secs)));
         let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
@@ -115,6 +121,7 @@ impl Application {
             broker,
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: config.max_body_bytes,
+            idempotency_ttl: config.idempotency_ttl(),
             outbox_lag_limit: Duration::from_secs(config.outbox_lag_limit_secs),
             dead_letters: DeadLetterSettings { amqp_url: config.amqp_url.clone(), topology: topology.clone() },
             passwords: crate::credentials::PasswordGate::from_config(&config),

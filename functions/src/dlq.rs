@@ -24,7 +24,7 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
             let event = queue.as_deref().map(|q| event_of(&topology, q)).transpose()?;
             let letters = error_queues.list(event, limit).await?;
             // The journal adds attempts and errors; without a database the list still prints.
-            let summaries = match db::pool(&config.database_url, 1) {
+            let summaries = match db::pool(&config.database_url, 1, config.db_statement_timeout()) {
                 Ok(pool) => dead_letters::summaries(&pool, &letters).await.unwrap_or_default(),
                 Err(_) => Default::default(),
             };

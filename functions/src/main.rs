@@ -40,7 +40,8 @@ async fn run(cli: Cli, broadcaster: LogBroadcaster) -> anyhow::Result<()> {
         Command::Dlq(command) => return orderflow::dlq::run(&cli.config, command).await,
         Command::Users(command) => return orderflow::users::run(&cli.config, command).await,
         Command::Migrate => {
-            shared::db::connect_and_migrate(&cli.config.database_url, 1, Duration::from_secs(60)).await?;
+            shared::db::connect_and_migrate(&cli.config.database_url, 1, Duration::from_secs(60), Duration::ZERO)
+                .await?;
             tracing::info!("database is up to date");
             return Ok(());
         }

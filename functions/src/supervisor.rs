@@ -50,10 +50,9 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     let parts = Parts::new(&shutdown);
     let (journal, journal_writer) = Journal::new(pool.clone(), state.metrics.clone());
     let journal_writer = tokio::spawn(journal_writer.run(parts.stop_flush.clone()));
-    tokio::spawn(shared::retention::prune(
+    tokio::spawn(shared::retention::run(
         pool.clone(),
-        Duration::from_secs(config.journal_retention_hours * 3600),
-        Duration::from_secs(600),
+        shared::retention::RetentionSettings::from_config(&config),
         parts.stop.clone(),
     ));
 

@@ -72,7 +72,8 @@ const DATABASE_PATIENCE: Duration = Duration::from_secs(10);
 /// # Errors
 /// Invalid input, an unknown or taken e-mail, or the database is unreachable.
 pub async fn run(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
-    let pool = db::connect_and_migrate(&config.database_url, 1, DATABASE_PATIENCE).await?;
+    let pool =
+        db::connect_and_migrate(&config.database_url, 1, DATABASE_PATIENCE, config.db_statement_timeout()).await?;
     let mut out = std::io::stdout().lock();
     match command {
         UsersCommand::Add { email, name, admin } => {

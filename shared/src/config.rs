@@ -138,6 +138,29 @@ pub struct Config {
     #[arg(long, env = "JOURNAL_RETENTION_HOURS", global = true, default_value_t = 168)]
     pub journal_retention_hours: u64,
 
+    /// Hours an Idempotency-Key replays its order; older keys no longer replay and are pruned.
+    #[arg(long, env = "IDEMPOTENCY_TTL_HOURS", global = true, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=87_600))]
+    pub idempotency_ttl_hours: u64,
+
+    /// Seconds after which a job or cron run left Running by a worker that sent no heartbeat
+    /// meanwhile (its process died) is marked Killed; live workers beat every 5 s.
+    #[arg(long, env = "ORPHAN_TIMEOUT_SECS", global = true, default_value_t = 300, value_parser = clap::value_parser!(u64).range(15..))]
+    pub orphan_timeout_secs: u64,
+
+    /// Seconds after which a worker that sent no heartbeat loses its row in the board's worker list.
+    #[arg(long, env = "DEAD_WORKER_RETENTION_SECS", global = true, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(15..))]
+    pub dead_worker_retention_secs: u64,
+
+    /// Seconds between two retention sweeps (orphans, dead workers, pruning); one process at a
+    /// time runs each.
+    #[arg(long, env = "RETENTION_INTERVAL_SECS", global = true, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_interval_secs: u64,
+
+    /// Longest a database statement of the API, the functions, the relay or the journal may run,
+    /// in milliseconds (0: no limit); migrations, the expiry sweep and retention have their own.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", global = true, default_value_t = 10_000)]
+    pub db_statement_timeout_ms: u64,
+
     /// Readiness fails when the oldest unpublished outbox row is older than this many seconds.
     #[arg(long, env = "OUTBOX_LAG_LIMIT_SECS", global = true, default_value_t = 60)]
     pub outbox_lag_limit_secs: u64,
@@ -179,6 +202,16 @@ impl Config {
     /// How long in-flight work may take after a shutdown signal.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// How long an idempotency key replays.
+    pub fn idempotency_ttl(&self) -> Duration {
+        Duration::from_secs(self.idempotency_ttl_hours * 3600)
+    }
+
+    /// The pool's `statement_timeout` (zero: none).
+    pub fn db_statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_statement_timeout_ms)
     }
 
     /// The relay's fallback polling interval.

@@ -4,7 +4,7 @@
 //! Modules depend one way, never back (no two import each other):
 //! - `clock`, `config`, `backoff`, `shutdown`, `metrics`, `domain`: depend on no other module;
 //! - `events`, `payments`, `db` (all SQL): on `domain`; `telemetry`: on `config`;
-//! - `retention`: on `db`; `journal`: on `db`, `events`, `metrics`, `backoff`, `shutdown`;
+//! - `retention`: on `db`, `config`; `journal`: on `db`, `events`, `metrics`, `backoff`, `shutdown`;
 //! - `messaging`: on `config`, `events`, `db`, `metrics`, `backoff`, `shutdown` and `journal`
 //!   (its consumer and relay report to the journal, which knows nothing of messaging).
 

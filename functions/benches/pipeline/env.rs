@@ -29,7 +29,7 @@ impl Env {
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("orderflow_bench_{tag}_{}", &id[..8]);
         let url = format!("{POSTGRES}/{database}");
-        let pool = db::connect_and_migrate(&url, POOL, Duration::from_secs(10)).await.unwrap();
+        let pool = db::connect_and_migrate(&url, POOL, Duration::from_secs(10), Duration::ZERO).await.unwrap();
         Env {
             database,
             pool,

@@ -51,7 +51,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 #[utoipa::path(
     post, path = "/api/orders", tag = "orders",
     request_body = CreateOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same order (1-255 characters)")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same order (1-255 characters), for IDEMPOTENCY_TTL_HOURS (default 24)")),
     responses(
         (status = 201, description = "Created (or replayed for a known Idempotency-Key, with `Idempotent-Replayed: true`)", body = Order,
             headers(("Location" = String, description = "/api/orders/{id}"))),
@@ -133,7 +133,8 @@ fn created(order: Order, replayed: bool) -> Response {
 
 /// The order an earlier request with this key created, or a 409 if that request was different.
 async fn replay(state: &AppState, caller: AuthUser, key: &str, fingerprint: &str) -> Result<Option<Order>, ApiError> {
-    let Some(earlier) = orders::find_idempotent_replay(&state.pool, caller.user_id, key).await? else {
+    let Some(earlier) = orders::find_idempotent_replay(&state.pool, caller.user_id, key, state.idempotency_ttl).await?
+    else {
         return Ok(None);
     };
     if earlier.request_fingerprint != fingerprint {

@@ -1,10 +1,12 @@
-//! `GET /api/orders?status=&page=&pageSize=`: a page of orders, newest first: the caller's own,
-//! or everyone's for an admin.
+//! `GET /api/orders?status=&page=&pageSize=&after=`: a page of orders, newest first: the
+//! caller's own, or everyone's for an admin. No request walks or counts the whole table: `page`
+//! reaches the first [`MAX_DEPTH`] orders, `after` (the previous page's `nextAfter`, a keyset
+//! cursor) any depth, and `total` stops counting at [`MAX_TOTAL`].
 
 use axum::{Extension, Json, extract::State};
 use serde::{Deserialize, Serialize};
 use shared::{
-    db::orders,
+    db::orders::{self, OrderFilter},
     domain::{Order, OrderStatus},
 };
 
@@ -13,6 +15,12 @@ use super::{ApiError, ApiQuery, AppState, AuthUser, ErrorBody};
 /// Largest page.
 pub const MAX_PAGE_SIZE: i64 = 100;
 const DEFAULT_PAGE_SIZE: i64 = 20;
+/// Most orders `page` may skip (`(page - 1) × pageSize`); deeper pages are reached with `after`.
+pub const MAX_DEPTH: i64 = 10_000;
+/// Largest `page`: the deepest `MAX_DEPTH` allows, with one order per page.
+pub const MAX_PAGE: i64 = MAX_DEPTH + 1;
+/// `total` counts up to this many orders; past it, `totalCapped` is true.
+pub const MAX_TOTAL: i64 = 10_000;
 
 /// Query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -22,12 +30,20 @@ pub struct ListOrdersQuery {
     /// Only orders in this status: Pending, Processing, Completed or Expired.
     #[serde(default)]
     status: Option<String>,
-    /// 1-based page (default 1).
+    /// 1-based page (default 1); `(page - 1) × pageSize` may not exceed 10,000: go deeper with
+    /// `after`. Not combined with `after`.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 10001)]
     page: Option<i64>,
     /// Orders per page, 1 to 100 (default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<i64>,
+    /// Only orders older than the order with this id: the `nextAfter` of the previous page
+    /// (keyset pagination, as deep as the table goes at the cost of one page).
+    #[serde(default)]
+    #[param(minimum = 1)]
+    after: Option<i64>,
 }
 
 /// A page of orders.
@@ -37,7 +53,12 @@ pub struct OrderPage {
     items: Vec<Order>,
     page: i64,
     page_size: i64,
+    /// Orders matching `status` (cursor aside), counted up to 10,000.
     total: i64,
+    /// Whether more orders match than `total` says (it stopped counting at 10,000).
+    total_capped: bool,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_after: Option<i64>,
 }
 
 /// Lists orders, newest first: the caller's own, or every user's for an admin.
@@ -46,7 +67,7 @@ pub struct OrderPage {
     params(ListOrdersQuery),
     responses(
         (status = 200, description = "A page of orders", body = OrderPage),
-        (status = 400, description = "`invalid_parameter`: unknown status or page out of range", body = ErrorBody),
+        (status = 400, description = "`invalid_parameter` (with `field`): unknown status, page, pageSize or after out of range, or page combined with after", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
     ),
@@ -54,7 +75,7 @@ pub struct OrderPage {
 )]
 ///
 /// # Errors
-/// 400 for an unknown status or a page out of range.
+/// 400 for an unknown status, a parameter out of range, or `page` with `after`.
 pub async fn list_orders(
     State(state): State<AppState>,
     Extension(caller): Extension<AuthUser>,
@@ -64,16 +85,43 @@ pub async fn list_orders(
         None | Some("") => None,
         Some(s) => Some(s.parse::<OrderStatus>().map_err(|e| ApiError::invalid_parameter("status", e.to_string()))?),
     };
-    let page = query.page.unwrap_or(1);
-    if page < 1 {
-        return Err(ApiError::invalid_parameter("page", "must be 1 or more"));
-    }
     let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(ApiError::invalid_parameter("pageSize", format!("must be between 1 and {MAX_PAGE_SIZE}")));
     }
-    let offset =
-        (page - 1).checked_mul(page_size).ok_or_else(|| ApiError::invalid_parameter("page", "is too large"))?;
-    let (items, total) = orders::list_orders(&state.pool, caller.owner_filter(), status, page_size, offset).await?;
-    Ok(Json(OrderPage { items, page, page_size, total }))
+    let page = query.page.unwrap_or(1);
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(ApiError::invalid_parameter("page", format!("must be between 1 and {MAX_PAGE}")));
+    }
+    // Within bounds: at most 10,000 × 100, no overflow.
+    let offset = (page - 1) * page_size;
+    if offset > MAX_DEPTH {
+        return Err(ApiError::invalid_parameter(
+            "page",
+            format!("reaches past the first {MAX_DEPTH} orders: go deeper with `after` (each page's nextAfter)"),
+        ));
+    }
+    if let Some(after) = query.after {
+        if after < 1 {
+            return Err(ApiError::invalid_parameter("after", "must be an order id (1 or more)"));
+        }
+        if page > 1 {
+            return Err(ApiError::invalid_parameter("page", "cannot be combined with `after`: the cursor says where"));
+        }
+    }
+    let filter = OrderFilter { owner: caller.owner_filter(), status, before_id: query.after };
+    // One more than the page tells whether another page follows.
+    let mut items = orders::list_orders(&state.pool, filter, page_size + 1, offset).await?;
+    let more = items.len() > usize::try_from(page_size).unwrap_or(usize::MAX);
+    items.truncate(usize::try_from(page_size).unwrap_or(usize::MAX));
+    let next_after = if more { items.last().map(|o| o.id) } else { None };
+    let counted = orders::count_orders_up_to(&state.pool, filter, MAX_TOTAL + 1).await?;
+    Ok(Json(OrderPage {
+        items,
+        page,
+        page_size,
+        total: counted.min(MAX_TOTAL),
+        total_capped: counted > MAX_TOTAL,
+        next_after,
+    }))
 }

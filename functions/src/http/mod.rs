@@ -63,6 +63,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// How long an `Idempotency-Key` replays its order (`IDEMPOTENCY_TTL_HOURS`).
+    pub idempotency_ttl: std::time::Duration,
     /// Readiness fails when the oldest unpublished outbox row is older than this.
     pub outbox_lag_limit: std::time::Duration,
     /// Where dead letters are read and replayed.
@@ -247,6 +249,7 @@ mod tests {
             broker: BrokerHealth::default(),
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,
+            idempotency_ttl: std::time::Duration::from_secs(3600),
             outbox_lag_limit: std::time::Duration::from_secs(60),
             dead_letters: DeadLetterSettings {
                 amqp_url: "amqp://localhost".into(),

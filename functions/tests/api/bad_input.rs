@@ -219,6 +219,13 @@ async fn bad_path_and_query_parameters_are_named() {
         ("/api/orders?page=0", "page"),
         ("/api/orders?page=x", "page"),
         ("/api/orders?pageSize=1000", "pageSize"),
+        ("/api/orders?pageSize=0", "pageSize"),
+        ("/api/orders?page=10002", "page"),
+        ("/api/orders?page=9223372036854775807&pageSize=100", "page"),
+        ("/api/orders?page=102&pageSize=100", "page"),
+        ("/api/orders?page=2&after=5", "page"),
+        ("/api/orders?after=0", "after"),
+        ("/api/orders?after=x", "after"),
         ("/api/notifications?orderId=abc", "orderId"),
         ("/api/notifications?type=Nope", "type"),
     ];

@@ -77,3 +77,30 @@ async fn an_overlong_key_is_refused() {
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["field"], "Idempotency-Key");
     assert_eq!(app.count("orders").await, 0);
 }
+
+#[tokio::test]
+async fn an_expired_idempotency_key_no_longer_replays_and_the_sweep_prunes_old_keys() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let first: Value = create_with_key(&app, &token, "old-key", &order_body()).await.json().await.unwrap();
+    create_with_key(&app, &token, "stale-key", &order_body()).await;
+    create_with_key(&app, &token, "fresh-key", &order_body()).await;
+    // Older than IDEMPOTENCY_TTL_HOURS (24 by default).
+    sqlx::query("update idempotency_keys set created_at = now() - interval '25 hours' where key <> 'fresh-key'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let again = create_with_key(&app, &token, "old-key", &order_body()).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert!(again.headers().get("idempotent-replayed").is_none());
+    let again: Value = again.json().await.unwrap();
+    assert_ne!(again["id"], first["id"], "an expired key must not replay");
+
+    shared::retention::sweep(&app.pool, shared::retention::RetentionSettings::from_config(&app.config)).await.unwrap();
+
+    let keys: Vec<String> =
+        sqlx::query_scalar("select key from idempotency_keys order by key").fetch_all(&app.pool).await.unwrap();
+    // old-key was taken again (fresh), stale-key expired and was pruned.
+    assert_eq!(keys, ["fresh-key", "old-key"]);
+}

@@ -18,5 +18,6 @@ mod live_log;
 mod outbox;
 mod reads;
 mod relay_wake;
+mod retention;
 mod workers;
 mod wrong_state;

@@ -18,7 +18,7 @@ async fn orders_are_listed_newest_first_by_page_and_status() {
     let pending: Value = app.get(&token, "/api/orders?status=Pending").await.json().await.unwrap();
     let completed: Value = app.get(&token, "/api/orders?status=Completed").await.json().await.unwrap();
 
-    assert_eq!(page["total"], 5);
+    assert_eq!((page["total"].as_i64(), page["totalCapped"].as_bool()), (Some(5), Some(false)));
     assert_eq!((page["page"].as_i64(), page["pageSize"].as_i64()), (Some(2), Some(2)));
     let quantities: Vec<_> =
         page["items"].as_array().unwrap().iter().map(|o| o["quantity"].as_i64().unwrap()).collect();
@@ -26,6 +26,34 @@ async fn orders_are_listed_newest_first_by_page_and_status() {
     assert_eq!(pending["total"], 5);
     assert_eq!(completed["total"], 0);
     assert_eq!(completed["items"], json!([]));
+    assert_eq!(completed["nextAfter"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_after_cursor_walks_every_order_once_newest_first() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let mut created = Vec::new();
+    for quantity in 1..=7 {
+        let body = json!({ "userId": 1, "productId": 1, "quantity": quantity, "price": 1 });
+        let order: Value = app.create_order(&token, &body).await.json().await.unwrap();
+        created.push(order["id"].as_i64().unwrap());
+    }
+
+    let mut seen = Vec::new();
+    let mut path = "/api/orders?pageSize=3".to_owned();
+    loop {
+        let page: Value = app.get(&token, &path).await.json().await.unwrap();
+        assert_eq!(page["total"], 7, "{page}");
+        seen.extend(page["items"].as_array().unwrap().iter().map(|o| o["id"].as_i64().unwrap()));
+        match page["nextAfter"].as_i64() {
+            Some(after) => path = format!("/api/orders?pageSize=3&after={after}"),
+            None => break,
+        }
+    }
+
+    created.reverse();
+    assert_eq!(seen, created);
 }
 
 #[tokio::test]

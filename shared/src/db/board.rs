@@ -168,7 +168,7 @@ pub async fn daily_jobs(pool: &PgPool, queue: &str) -> sqlx::Result<Vec<i64>> {
 /// A cron job's run as the board shows it: how it ended and what it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedCronRun {
-    /// `Done` or `Failed`.
+    /// `Done`, `Failed`, or `Killed` (its process died mid-run: an orphan the retention sweep marked).
     pub outcome: String,
     /// The tick it ran for.
     pub scheduled_at: DateTime<Utc>,
@@ -180,7 +180,7 @@ pub struct FinishedCronRun {
     pub error: Option<String>,
 }
 
-/// The latest run of `job` that finished, Done or Failed: a tick under way has no outcome yet,
+/// The latest run of `job` that finished, Done, Failed or Killed (orphaned): a tick under way has no outcome yet,
 /// and a skip (another process had the tick) did nothing.
 ///
 /// # Errors
@@ -191,7 +191,7 @@ pub async fn last_finished_cron_run(pool: &PgPool, job: &str) -> sqlx::Result<Op
         r#"
             select outcome, scheduled_at, finished_at, affected, error
             from cron_runs
-            where job = $1 and outcome in ('Done', 'Failed')
+            where job = $1 and outcome in ('Done', 'Failed', 'Killed')
             order by scheduled_at desc, started_at desc
             limit 1
             "#,

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::{
-    ConnectOptions, PgPool,
+    ConnectOptions, Connection, PgPool,
     migrate::{MigrateDatabase, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -52,17 +52,32 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The `statement_timeout` of background work that walks many rows a batch at a time (the
+/// expiry sweep, retention), in place of the API's `DB_STATEMENT_TIMEOUT_MS`: long enough for
+/// any bounded batch, short enough that a stuck statement ends and the next run tries again.
+pub const MAINTENANCE_STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = url.parse().context("Invalid DATABASE_URL")?;
+    Ok(options
+        .application_name("orderflow")
+        .log_statements(LevelFilter::Trace)
+        .log_slow_statements(LevelFilter::Warn, Duration::from_secs(1)))
+}
+
 /// A connection pool. Connections are not pinged on every acquire (a round trip per query
-/// otherwise); a broken connection surfaces as a query error, which callers retry.
+/// otherwise); a broken connection surfaces as a query error, which callers retry. A non-zero
+/// `statement_timeout` (`DB_STATEMENT_TIMEOUT_MS`) bounds every statement on its connections;
+/// the background work that may take longer sets its own bound
+/// ([`MAINTENANCE_STATEMENT_TIMEOUT`]).
 ///
 /// # Errors
 /// The URL does not parse.
-pub fn pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse().context("Invalid DATABASE_URL")?;
-    let options = options
-        .application_name("orderflow")
-        .log_statements(LevelFilter::Trace)
-        .log_slow_statements(LevelFilter::Warn, Duration::from_secs(1));
+pub fn pool(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<PgPool> {
+    let mut options = connect_options(url)?;
+    if !statement_timeout.is_zero() {
+        options = options.options([("statement_timeout", statement_timeout.as_millis().to_string())]);
+    }
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
@@ -72,11 +87,18 @@ pub fn pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
 }
 
 /// Creates the database if needed, connects, and applies pending migrations (concurrent
-/// start-ups serialise on sqlx's migration lock). Waits for PostgreSQL for up to `patience`.
+/// start-ups serialise on sqlx's migration lock) on a connection of their own, without the
+/// pool's `statement_timeout`: an index built on a large table may take minutes. Waits for
+/// PostgreSQL for up to `patience`.
 ///
 /// # Errors
 /// PostgreSQL stayed unreachable, or a migration failed.
-pub async fn connect_and_migrate(url: &str, max_connections: u32, patience: Duration) -> anyhow::Result<PgPool> {
+pub async fn connect_and_migrate(
+    url: &str,
+    max_connections: u32,
+    patience: Duration,
+    statement_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
@@ -90,9 +112,10 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32, patience: Dura
             Err(e) => return Err(e),
         }
     }
-    let pool = pool(url, max_connections)?;
-    MIGRATOR.run(&pool).await.context("Failed to apply database migrations")?;
-    Ok(pool)
+    let mut migrating = connect_options(url)?.connect().await.context("Failed to connect to apply migrations")?;
+    MIGRATOR.run(&mut migrating).await.context("Failed to apply database migrations")?;
+    let _ = migrating.close().await;
+    pool(url, max_connections, statement_timeout)
 }
 
 /// Whether the database answers: one trivial round trip, for readiness checks and for waiting

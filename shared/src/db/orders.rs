@@ -87,16 +87,32 @@ pub async fn insert_order(
     .await
 }
 
-/// The order an earlier request with this caller's idempotency key created, if any.
+/// The order an earlier request with this caller's idempotency key created within `ttl`, if
+/// any. An older key no longer replays: it is deleted here (so the new request can take it)
+/// rather than waiting for the retention sweep.
 ///
 /// # Errors
 /// Database errors.
-pub async fn find_idempotent_replay(pool: &PgPool, user_id: i64, key: &str) -> sqlx::Result<Option<IdempotentReplay>> {
+pub async fn find_idempotent_replay(
+    pool: &PgPool,
+    user_id: i64,
+    key: &str,
+    ttl: std::time::Duration,
+) -> sqlx::Result<Option<IdempotentReplay>> {
+    // The select reads the snapshot from before the delete, hence its own age filter.
     sqlx::query_as!(
         IdempotentReplay,
-        "select order_id, request_fingerprint from idempotency_keys where user_id = $1 and key = $2",
+        r#"
+        with expired as (
+            delete from idempotency_keys
+            where user_id = $1 and key = $2 and created_at < now() - make_interval(secs => $3)
+        )
+        select order_id, request_fingerprint from idempotency_keys
+        where user_id = $1 and key = $2 and created_at >= now() - make_interval(secs => $3)
+        "#,
         user_id,
-        key
+        key,
+        ttl.as_secs_f64()
     )
     .fetch_optional(pool)
     .await
@@ -120,47 +136,65 @@ pub async fn get_order(pool: &PgPool, id: i64) -> sqlx::Result<Option<Order>> {
     .await
 }
 
-/// One page of orders, newest first, optionally of one user (`owner`) and of one status, and how
-/// many there are in all.
+/// Which orders a list shows: whose, in which status, and where the page starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderFilter {
+    /// Only this user's orders.
+    pub owner: Option<i64>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders older than this one (a keyset cursor: ids grow with time).
+    pub before_id: Option<i64>,
+}
+
+/// Up to `limit` orders, newest first, matching `filter`, after skipping `offset` of them: an
+/// index walk of `offset + limit` entries at most, whatever the table's size.
 ///
 /// # Errors
 /// Database errors.
-pub async fn list_orders(
-    pool: &PgPool,
-    owner: Option<i64>,
-    status: Option<OrderStatus>,
-    limit: i64,
-    offset: i64,
-) -> sqlx::Result<(Vec<Order>, i64)> {
-    let status = status.map(OrderStatus::as_str);
-    let items = sqlx::query_as!(
+pub async fn list_orders(pool: &PgPool, filter: OrderFilter, limit: i64, offset: i64) -> sqlx::Result<Vec<Order>> {
+    // `id < coalesce(…)` rather than `$5 is null or id < $5`: an index condition either way.
+    sqlx::query_as!(
         Order,
         r#"
         select id, user_id, product_id, quantity, price as "price: Money", total as "total: Money",
                status as "status: OrderStatus", created_at, updated_at
         from orders
         where ($1::text is null or status = $1) and ($4::bigint is null or user_id = $4)
+          and id < coalesce($5, 9223372036854775807)
         order by id desc
         limit $2 offset $3
         "#,
-        status,
+        filter.status.map(OrderStatus::as_str),
         limit,
         offset,
-        owner
+        filter.owner,
+        filter.before_id
     )
     .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar!(
+    .await
+}
+
+/// How many orders match `filter` (its cursor aside), counting no further than `cap`: an index
+/// walk of `cap` entries at most, never the whole table.
+///
+/// # Errors
+/// Database errors.
+pub async fn count_orders_up_to(pool: &PgPool, filter: OrderFilter, cap: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
         r#"
-        select count(*) as "count!" from orders
-        where ($1::text is null or status = $1) and ($2::bigint is null or user_id = $2)
+        select count(*) as "count!" from (
+            select 1 from orders
+            where ($1::text is null or status = $1) and ($2::bigint is null or user_id = $2)
+            limit $3
+        ) as counted
         "#,
-        status,
-        owner
+        filter.status.map(OrderStatus::as_str),
+        filter.owner,
+        cap
     )
     .fetch_one(pool)
-    .await?;
-    Ok((items, total))
+    .await
 }
 
 /// What the guarded `Pending → Processing` step found.
@@ -260,7 +294,13 @@ pub async fn expire_batch(
     limit: i64,
     correlation_id: &str,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
+    // A batch may walk many rows: it runs under the maintenance bound, not the API's.
+    let mut tx = pool.begin().await?;
+    let timeout = super::MAINTENANCE_STATEMENT_TIMEOUT.as_millis().to_string();
+    sqlx::query_scalar!(r#"select set_config('statement_timeout', $1, true) as "set!""#, timeout)
+        .fetch_one(&mut *tx)
+        .await?;
+    let expired = sqlx::query_scalar!(
         r#"
         with candidates as (
             select id from orders
@@ -286,6 +326,8 @@ pub async fn expire_batch(
         limit,
         correlation_id
     )
-    .fetch_one(pool)
-    .await
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(expired)
 }

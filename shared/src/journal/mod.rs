@@ -9,7 +9,7 @@
 //!   so queued jobs show too; the board (in the `orderflow` crate) reads the table.
 //! - [`WorkerHeartbeats`] keeps a row per live worker, for the board's worker list.
 //! - The SQL is in [`crate::db::journal`] (rows written in `message_id` order, so writers in
-//!   several processes never deadlock); pruning old rows is [`crate::retention`].
+//!   several processes never deadlock); pruning old rows and marking orphans is [`crate::retention`].
 //! - The journal is observability, not state: a full channel drops entries (counted in
 //!   `orderflow_journal_dropped_total`) rather than slowing jobs down.
 
@@ -40,7 +40,9 @@ pub enum JobStatus {
     Done,
     /// An attempt failed; a retry will follow (or a redelivery, after a shutdown).
     Failed,
-    /// Failed for good: dead-lettered to `<queue>_error`.
+    /// Failed for good: dead-lettered to `<queue>_error`; or orphaned: its worker stopped
+    /// sending heartbeats mid-way and the retention sweep marked it, the reason in its error
+    /// (a later report about the job, such as a redelivery's, replaces the mark).
     Killed,
 }
 

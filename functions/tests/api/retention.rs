@@ -1,0 +1,135 @@
+//! The retention sweep against the real database: orphans marked by heartbeat, dead workers
+//! removed, a later report winning over the mark. (The same with real killed processes is in
+//! the abuse suite, `tests/abuse/retention.rs`.)
+
+use chrono::Utc;
+use shared::{
+    db::journal::{self, JournalWrite},
+    retention::{RetentionSettings, sweep},
+};
+
+use crate::helpers::spawn_app;
+
+/// A journal row `Running` on `worker` since `started_secs_ago`.
+async fn running_job(pool: &sqlx::PgPool, message_id: &str, worker: &str, started_secs_ago: i32) {
+    sqlx::query(
+        "insert into job_journal (message_id, queue, function, status, attempts, max_attempts, started_at, worker)
+         values ($1, 'q', 'on_order_created', 'Running', 1, 4, now() - make_interval(secs => $2), $3)",
+    )
+    .bind(message_id)
+    .bind(f64::from(started_secs_ago))
+    .bind(worker)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn worker_heard(pool: &sqlx::PgPool, name: &str, secs_ago: i32) {
+    sqlx::query(
+        "insert into workers (name, queue, function, process, last_heartbeat)
+         values ($1, 'q', 'on_order_created', 'p', now() - make_interval(secs => $2))",
+    )
+    .bind(name)
+    .bind(f64::from(secs_ago))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn status_and_error(pool: &sqlx::PgPool, message_id: &str) -> (String, Option<String>) {
+    sqlx::query_as("select status, last_error from job_journal where message_id = $1")
+        .bind(message_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_job_of_a_silent_worker_is_marked_killed_and_a_live_workers_long_job_is_not() {
+    let app = spawn_app().await;
+    let settings = RetentionSettings::from_config(&app.config);
+    let timeout = i32::try_from(settings.orphan_after.as_secs()).unwrap();
+    worker_heard(&app.pool, "dead@host-1", timeout + 60).await;
+    worker_heard(&app.pool, "live@host-2", 1).await;
+    running_job(&app.pool, "orphan", "dead@host-1", timeout + 30).await;
+    running_job(&app.pool, "gone-worker", "never-heard@host-3", timeout + 30).await;
+    running_job(&app.pool, "long", "live@host-2", timeout * 10).await;
+    running_job(&app.pool, "just-started", "dead@host-1", 1).await;
+
+    sweep(&app.pool, settings).await.unwrap();
+
+    let (status, error) = status_and_error(&app.pool, "orphan").await;
+    assert_eq!(status, "Killed");
+    assert!(error.as_deref().unwrap().contains("dead@host-1 stopped sending heartbeats"), "{error:?}");
+    assert_eq!(status_and_error(&app.pool, "gone-worker").await.0, "Killed");
+    assert_eq!(status_and_error(&app.pool, "long").await, ("Running".to_owned(), None));
+    assert_eq!(status_and_error(&app.pool, "just-started").await.0, "Running");
+}
+
+#[tokio::test]
+async fn a_later_report_of_a_job_marked_orphaned_ends_it_in_its_real_state() {
+    let app = spawn_app().await;
+    let settings = RetentionSettings::from_config(&app.config);
+    let timeout = i32::try_from(settings.orphan_after.as_secs()).unwrap();
+    running_job(&app.pool, "late", "dead@host-1", timeout + 30).await;
+    sweep(&app.pool, settings).await.unwrap();
+    assert_eq!(status_and_error(&app.pool, "late").await.0, "Killed");
+
+    // The writer's report of the job's end (a redelivery's, or the original worker's own).
+    let done = JournalWrite {
+        message_id: "late",
+        queue: "",
+        function: "on_order_created",
+        args: None,
+        status: "Done",
+        attempts: 0,
+        max_attempts: 4,
+        last_error: None,
+        result: Some("completed"),
+        enqueued_at: None,
+        started_at: None,
+        finished_at: Some(Utc::now()),
+        worker: Some("live@host-2"),
+        order_id: None,
+        correlation_id: None,
+    };
+    let mut conn = app.pool.acquire().await.unwrap();
+    journal::upsert(&mut conn, &[done]).await.unwrap();
+
+    assert_eq!(status_and_error(&app.pool, "late").await.0, "Done");
+}
+
+#[tokio::test]
+async fn a_cron_run_of_a_dead_process_is_marked_killed_and_dead_workers_are_removed() {
+    let app = spawn_app().await;
+    let settings = RetentionSettings::from_config(&app.config);
+    let dead_for = i32::try_from(settings.orphan_after.max(settings.dead_workers).as_secs()).unwrap() + 60;
+    worker_heard(&app.pool, "expire_orders@dead-1", dead_for).await;
+    worker_heard(&app.pool, "expire_orders@live-2", 1).await;
+    for (worker, minute) in [("expire_orders@dead-1", 1), ("expire_orders@live-2", 2)] {
+        sqlx::query(
+            "insert into cron_runs (job, scheduled_at, worker, started_at)
+             values ('expire_orders', now() - make_interval(mins => $2), $1, now() - make_interval(secs => $3))",
+        )
+        .bind(worker)
+        .bind(minute)
+        .bind(f64::from(dead_for))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+
+    sweep(&app.pool, settings).await.unwrap();
+
+    let runs: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("select worker, outcome, error from cron_runs order by worker")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((runs[0].0.as_str(), runs[0].1.as_str()), ("expire_orders@dead-1", "Killed"));
+    assert!(runs[0].2.as_deref().unwrap().starts_with("orphaned"), "{runs:?}");
+    assert_eq!((runs[1].0.as_str(), runs[1].1.as_str()), ("expire_orders@live-2", "Running"));
+    let workers: Vec<String> =
+        sqlx::query_scalar("select name from workers order by name").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(workers, ["expire_orders@live-2"]);
+}
