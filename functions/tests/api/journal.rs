@@ -279,8 +279,10 @@ async fn finished_journal_entries_past_the_retention_are_pruned() {
     .await
     .unwrap();
 
-    let pruned =
-        shared::db::retention::prune_once(&app.pool, chrono::Utc::now() - chrono::Duration::days(7)).await.unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let week_ago = chrono::Utc::now() - chrono::Duration::days(7);
+    let pruned = shared::db::retention::prune_once(&mut conn, week_ago, week_ago).await.unwrap();
+    drop(conn);
 
     let left: Vec<String> = sqlx::query_scalar("select message_id from job_journal order by message_id")
         .fetch_all(&app.pool)
