@@ -208,7 +208,8 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track_http))
+        // A layer, not a route layer: unmatched paths are counted too (as `unmatched`).
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track_http))
         .layer(layers)
         .with_state(state)
 }
