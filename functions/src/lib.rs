@@ -17,5 +17,6 @@ pub mod on_order_completed;
 pub mod on_order_created;
 pub mod on_order_expired;
 pub mod registry;
+pub mod server;
 pub mod supervisor;
 pub mod users;

@@ -2,7 +2,7 @@
 //! journal's writer, retention, the outbox relay, the board and the HTTP server side by side,
 //! each supervised so that one ending stops the others; then one shutdown within one deadline.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
@@ -21,6 +21,7 @@ use crate::{
     deps::FunctionDeps,
     http,
     registry::{self, Function, WorkerSettings},
+    server::{self, HttpLimits},
 };
 
 /// The shutdown's time, fixed once from `SHUTDOWN_TIMEOUT_SECS` so that the process exits
@@ -47,7 +48,7 @@ impl ShutdownBudget {
 pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Application { config, role, topology, pool, publisher, state, externals, http, board, log_broadcaster } = app;
     let budget = ShutdownBudget::new(config.shutdown_timeout());
-    let parts = Parts::new(&shutdown);
+    let parts = Parts::new(&shutdown, HttpLimits::from_config(&config));
     let (journal, journal_writer) = Journal::new(pool.clone(), state.metrics.clone());
     let journal_writer = tokio::spawn(journal_writer.run(parts.stop_flush.clone()));
     tokio::spawn(shared::retention::run(
@@ -133,12 +134,14 @@ struct Parts {
     /// outlive intake so that the last jobs' events still leave and their last attempts are
     /// still journaled, stop.
     stop_flush: CancellationToken,
+    /// The limits both listeners serve within.
+    limits: HttpLimits,
 }
 
 impl Parts {
-    fn new(shutdown: &CancellationToken) -> Self {
+    fn new(shutdown: &CancellationToken, limits: HttpLimits) -> Self {
         // Any part ending stops the others: a process that lost its API should not linger.
-        Parts { stop: shutdown.child_token(), intake: TaskTracker::new(), stop_flush: CancellationToken::new() }
+        Parts { stop: shutdown.child_token(), intake: TaskTracker::new(), stop_flush: CancellationToken::new(), limits }
     }
 
     /// Runs an intake part, supervised.
@@ -146,16 +149,10 @@ impl Parts {
         self.intake.spawn(supervised(name, self.stop.clone(), part));
     }
 
-    /// Serves `router` on `listener` until intake stops.
+    /// Serves `router` on `listener`, within the HTTP limits, until intake stops.
     fn serve(&self, name: &'static str, listener: TcpListener, router: Router, failure: &'static str) {
-        let stop = self.stop.clone();
-        self.intake(name, async move {
-            // The client's address feeds the login throttle.
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .context(failure)
-        });
+        let (stop, limits) = (self.stop.clone(), self.limits);
+        self.intake(name, async move { server::serve(listener, router, limits, stop).await.context(failure) });
     }
 
     /// Runs the functions, and the heartbeats that report their workers.

@@ -130,6 +130,26 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", global = true, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a client may take to send a request's headers; past them the server closes its
+    /// connection (slow clients cannot hold connections open).
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", global = true, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_read_timeout_secs: u64,
+
+    /// Seconds a request may take until its response starts (a streamed body, such as the
+    /// board's live log, is not bounded); past them it gets 503 `request_timeout`.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", global = true, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_request_timeout_secs: u64,
+
+    /// Connections each listener (the API's, the board's) holds open at once; past them a new
+    /// connection gets 503 `overloaded` with Retry-After and is closed.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", global = true, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_connections: u32,
+
+    /// Requests each listener works on at once (health and metrics aside); past them a request
+    /// gets 503 `overloaded` with Retry-After.
+    #[arg(long, env = "HTTP_MAX_IN_FLIGHT", global = true, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_max_in_flight: u32,
+
     /// How often the outbox relay looks for unsent rows written by other processes, in milliseconds.
     #[arg(long, env = "OUTBOX_POLL_MS", global = true, default_value_t = 500)]
     pub outbox_poll_ms: u64,

@@ -125,8 +125,8 @@ impl Admitted {
 }
 
 /// The client's address as the throttle and the checker count it, from the `ConnectInfo` the
-/// server records for each connection (it must be served with
-/// `into_make_service_with_connect_info::<SocketAddr>()`). An IPv6 client counts as its /64
+/// server records for each connection (`crate::server::serve` does, as axum's
+/// `into_make_service_with_connect_info::<SocketAddr>()` would). An IPv6 client counts as its /64
 /// network, which one host is usually given whole. Without `ConnectInfo`, as in tests that
 /// call a router directly, every client is `0.0.0.0`: one shared address.
 ///

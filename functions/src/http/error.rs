@@ -85,6 +85,15 @@ pub enum ApiError {
     /// 503 `service_unavailable`, with `Retry-After`: a dependency is down; retrying later works.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// 503 `request_timeout`, with `Retry-After`: the response did not start within
+    /// `HTTP_REQUEST_TIMEOUT_SECS`; the work was abandoned (a write that had not committed was
+    /// rolled back).
+    #[error("the request took longer than {} s; it was abandoned", .0.as_secs())]
+    RequestTimeout(std::time::Duration),
+    /// 503 `overloaded`, with `Retry-After`: the listener is at `HTTP_MAX_CONNECTIONS` or
+    /// `HTTP_MAX_IN_FLIGHT`; retrying after the wait works.
+    #[error("the server is at its limit of connections or requests in flight; retry shortly")]
+    Overloaded,
     /// 500 `internal_error`: a bug or an unexpected failure. Logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -128,7 +137,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UnknownReference { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::RequestTimeout(_) | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -147,6 +158,8 @@ impl ApiError {
             ApiError::UnknownReference { .. } => "unknown_reference",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -165,6 +178,7 @@ impl ApiError {
         match self {
             ApiError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
             ApiError::Unavailable(_) => Some(5),
+            ApiError::RequestTimeout(_) | ApiError::Overloaded => Some(1),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ mod expiry;
 mod functions;
 mod idempotency;
 mod journal;
+mod limits;
 mod live_log;
 mod outbox;
 mod reads;
