@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::{
@@ -125,4 +126,37 @@ async fn made_up_methods_and_unmatched_paths_each_collapse_into_one_metric_label
     );
     assert!(!metrics.contains(r#"method="M1""#), "{metrics}");
     assert!(!metrics.contains("/no/such/route"), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_request_timeout_does_not_cut_the_boards_live_log_stream() {
+    // Arrange: a one-second request timeout.
+    let app = spawn_app_with(|config| config.http_request_timeout_secs = 1).await;
+    let board = app.board_address.clone().expect("the api serves the board");
+
+    // Act: open the stream, and read it for three times the timeout.
+    let events = app
+        .client
+        .get(format!("{board}/api/v1/events"))
+        .basic_auth("admin@example.com", Some("admin123"))
+        .send()
+        .await
+        .unwrap();
+    let status = events.status();
+    let mut stream = events.bytes_stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut ended = None;
+    while let Ok(next) = tokio::time::timeout_at(deadline, stream.next()).await {
+        match next {
+            Some(Ok(_keep_alive_or_event)) => {}
+            other => {
+                ended = Some(format!("{other:?}"));
+                break;
+            }
+        }
+    }
+
+    // Assert: the timeout bounds the time to the response head, not the streamed body.
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ended, None, "the live log stream ended within 3 s");
 }
