@@ -130,8 +130,8 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", global = true, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Seconds a client may take to send a request's headers; past them the server closes its
-    /// connection (slow clients cannot hold connections open).
+    /// Seconds a client may take to send a request's headers, from its connection's start or
+    /// previous response; past them the server closes the connection (idle keep-alive ones too).
     #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT_SECS", global = true, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     pub http_header_read_timeout_secs: u64,
 
