@@ -1,7 +1,7 @@
-//! HTTP limits against a real `orderflow api` process: slow clients are disconnected by the
-//! server after the header-read timeout while others are still served; connections past the
-//! cap get 503 `overloaded` and the ones under it are unaffected; made-up methods and paths
-//! leave `/metrics` bounded.
+//! HTTP limits against a real `orderflow api` process: slow clients (and idle keep-alive
+//! connections) are disconnected by the server after the header-read timeout while others are
+//! still served; connections past the cap get 503 `overloaded` and the ones under it are
+//! unaffected; made-up methods and paths leave `/metrics` bounded.
 
 use std::time::Duration;
 
@@ -96,6 +96,8 @@ async fn four_hundred_clients_that_send_half_their_headers_are_disconnected_whil
             }
         }
         assert_eq!(still_open, 0, "{still_open} of 400 slow connections were still open 15 s later");
+        // The timer runs while a connection waits for its next request too (README, "Limits").
+        assert!(closed_by_server(&mut other, deadline).await, "an idle keep-alive connection was still open");
         let mut after = connect(&http).await;
         let answer = exchange(&mut after, HEALTH).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "not answered after the slow clients: {answer:?}");
