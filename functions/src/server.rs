@@ -23,7 +23,10 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use shared::Config;
+use shared::{
+    Config,
+    metrics::{Metrics, RefusalLabels},
+};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
@@ -77,9 +80,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let service = limited(router, limits);
+    let service = limited(router, limits, &metrics);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let mut refusing = http.clone();
@@ -115,8 +119,10 @@ pub async fn serve(
             });
         } else if let Ok(permit) = refusals.clone().try_acquire_owned() {
             tracing::debug!(client.addr = %client, "too many HTTP connections; refusing one");
+            metrics.http_refused.get_or_create(&RefusalLabels::of("connections")).inc();
             tokio::spawn(refuse(stream, refusing.clone(), permit));
         } else {
+            metrics.http_refused.get_or_create(&RefusalLabels::of("connections")).inc();
             drop(stream);
         }
     }
@@ -153,7 +159,11 @@ async fn accept_failed(e: &std::io::Error, stop: &CancellationToken) {
 /// `router` within the request timeout and the in-flight cap; health and metrics are steered
 /// past the cap, so that a saturated process still answers its probes and its scrapes (a
 /// liveness probe failing under load would restart a process that is only busy).
-fn limited(router: Router, limits: HttpLimits) -> BoxCloneService<Request, Response, Infallible> {
+fn limited(
+    router: Router,
+    limits: HttpLimits,
+    metrics: &Arc<Metrics>,
+) -> BoxCloneService<Request, Response, Infallible> {
     let uncapped: Routed = BoxCloneSyncService::new(ServiceExt::<Request>::map_err(router.clone(), BoxError::from));
     let capped: Routed = BoxCloneSyncService::new(
         ServiceBuilder::new()
@@ -165,10 +175,10 @@ fn limited(router: Router, limits: HttpLimits) -> BoxCloneService<Request, Respo
     let steer = Steer::new([uncapped, capped], |request: &Request, _: &[Routed]| {
         usize::from(!is_operations(request.uri().path()))
     });
-    let timeout = limits.request_timeout;
+    let (timeout, metrics) = (limits.request_timeout, metrics.clone());
     BoxCloneService::new(
         ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(move |error: BoxError| async move { refusal(&error, timeout) }))
+            .layer(HandleErrorLayer::new(move |error: BoxError| async move { refusal(&error, timeout, &metrics) }))
             // On the service's future, which ends when the response starts: a streamed body (the
             // board's live log) is not cut.
             .timeout(timeout)
@@ -182,12 +192,14 @@ fn is_operations(path: &str) -> bool {
 }
 
 /// The answer to a request the limits stopped.
-fn refusal(error: &BoxError, timeout: Duration) -> Response {
+fn refusal(error: &BoxError, timeout: Duration, metrics: &Metrics) -> Response {
     if error.is::<Elapsed>() {
         tracing::warn!(timeout_secs = timeout.as_secs(), "a request timed out");
+        metrics.http_refused.get_or_create(&RefusalLabels::of("request_timeout")).inc();
         ApiError::RequestTimeout(timeout).into_response()
     } else if error.is::<tower::load_shed::error::Overloaded>() {
         tracing::debug!("too many requests in flight; shedding one");
+        metrics.http_refused.get_or_create(&RefusalLabels::of("overloaded")).inc();
         ApiError::Overloaded.into_response()
     } else {
         ApiError::Internal(anyhow::anyhow!("serving a request failed: {error}")).into_response()

@@ -2,7 +2,7 @@
 //! journal's writer, retention, the outbox relay, the board and the HTTP server side by side,
 //! each supervised so that one ending stops the others; then one shutdown within one deadline.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::Router;
@@ -10,6 +10,7 @@ use shared::{
     Config,
     journal::{Journal, WorkerHeartbeats},
     messaging::{BrokerHealth, OutboxRelay, RelaySettings},
+    metrics::Metrics,
 };
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinHandle, time::Instant};
@@ -48,7 +49,7 @@ impl ShutdownBudget {
 pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Application { config, role, topology, pool, publisher, state, externals, http, board, log_broadcaster } = app;
     let budget = ShutdownBudget::new(config.shutdown_timeout());
-    let parts = Parts::new(&shutdown, HttpLimits::from_config(&config));
+    let parts = Parts::new(&shutdown, HttpLimits::from_config(&config), state.metrics.clone());
     let (journal, journal_writer) = Journal::new(pool.clone(), state.metrics.clone());
     let journal_writer = tokio::spawn(journal_writer.run(parts.stop_flush.clone()));
     tokio::spawn(shared::retention::run(
@@ -136,12 +137,20 @@ struct Parts {
     stop_flush: CancellationToken,
     /// The limits both listeners serve within.
     limits: HttpLimits,
+    /// Where both listeners count what their limits refused.
+    metrics: Arc<Metrics>,
 }
 
 impl Parts {
-    fn new(shutdown: &CancellationToken, limits: HttpLimits) -> Self {
+    fn new(shutdown: &CancellationToken, limits: HttpLimits, metrics: Arc<Metrics>) -> Self {
         // Any part ending stops the others: a process that lost its API should not linger.
-        Parts { stop: shutdown.child_token(), intake: TaskTracker::new(), stop_flush: CancellationToken::new(), limits }
+        Parts {
+            stop: shutdown.child_token(),
+            intake: TaskTracker::new(),
+            stop_flush: CancellationToken::new(),
+            limits,
+            metrics,
+        }
     }
 
     /// Runs an intake part, supervised.
@@ -151,8 +160,8 @@ impl Parts {
 
     /// Serves `router` on `listener`, within the HTTP limits, until intake stops.
     fn serve(&self, name: &'static str, listener: TcpListener, router: Router, failure: &'static str) {
-        let (stop, limits) = (self.stop.clone(), self.limits);
-        self.intake(name, async move { server::serve(listener, router, limits, stop).await.context(failure) });
+        let (stop, limits, metrics) = (self.stop.clone(), self.limits, self.metrics.clone());
+        self.intake(name, async move { server::serve(listener, router, limits, metrics, stop).await.context(failure) });
     }
 
     /// Runs the functions, and the heartbeats that report their workers.

@@ -29,6 +29,21 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of what the HTTP limits refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `overloaded` (a request past the in-flight cap), `connections` (a connection past the
+    /// connection cap) or `request_timeout`.
+    pub reason: String,
+}
+
+impl RefusalLabels {
+    /// Labels for `reason`.
+    pub fn of(reason: &str) -> Self {
+        RefusalLabels { reason: reason.to_owned() }
+    }
+}
+
 /// Labels of one function's jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct FunctionLabels {
@@ -51,6 +66,9 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     /// Request durations in seconds, by method and route.
     pub http_request_duration: Family<RouteLabels, Histogram>,
+    /// Requests and connections the HTTP limits refused with 503, by reason (they are not in
+    /// `http_requests`, which counts what the routes answered).
+    pub http_refused: Family<RefusalLabels, Counter>,
     /// Outbox rows published and confirmed.
     pub outbox_published: Counter,
     /// Outbox publish attempts that failed (rows stay unsent and are retried).
@@ -86,6 +104,8 @@ impl Default for Metrics {
         let http_request_duration =
             Family::<RouteLabels, Histogram>::new_with_constructor(latency_buckets as fn() -> Histogram);
         registry.register("http_request_duration_seconds", "HTTP request duration", http_request_duration.clone());
+        let http_refused = Family::<RefusalLabels, Counter>::default();
+        registry.register("http_refused", "HTTP requests and connections refused by the limits", http_refused.clone());
         let outbox_published = Counter::default();
         registry.register("outbox_published", "Outbox rows published with a confirm", outbox_published.clone());
         let outbox_publish_failures = Counter::default();
@@ -129,6 +149,7 @@ impl Default for Metrics {
             journal_dropped,
             http_requests,
             http_request_duration,
+            http_refused,
             outbox_published,
             outbox_publish_failures,
             outbox_unsent,

@@ -153,6 +153,8 @@ async fn connections_past_the_cap_get_503_overloaded_and_the_ones_under_it_are_u
             let answer = exchange(stream, HEALTH).await;
             assert!(answer.starts_with("HTTP/1.1 200"), "connection {n} under the cap, again: {answer:?}");
         }
+        let scrape = exchange(&mut under[0], b"GET /metrics HTTP/1.1\r\nHost: orderflow\r\n\r\n").await;
+        assert!(scrape.contains(r#"orderflow_http_refused_total{reason="connections"} 10"#), "{scrape}");
     };
     tokio::time::timeout(Duration::from_secs(120), case).await.expect("the case took longer than 2 minutes");
 }

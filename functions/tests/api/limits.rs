@@ -71,6 +71,7 @@ async fn a_request_past_the_in_flight_cap_gets_503_overloaded_with_retry_after_w
     held.write_all(format!("{:<90}}}", "\"a@example.com\",\"password\":\"x\"").as_bytes()).await.unwrap();
     let (held_status, _, _) = read_response(&mut held).await;
     let after = app.client.get(app.url("/api/products")).send().await.unwrap().status();
+    let scrape = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
 
     // Assert.
     let retry_after = shed.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
@@ -81,6 +82,7 @@ async fn a_request_past_the_in_flight_cap_gets_503_overloaded_with_retry_after_w
     assert_eq!((live, metrics), (StatusCode::OK, StatusCode::OK), "the probes and the scrape pass the cap");
     assert_ne!(held_status, 503, "the held request itself was served");
     assert_eq!(after, StatusCode::UNAUTHORIZED, "once the slot is free, requests are served again");
+    assert!(scrape.contains(r#"orderflow_http_refused_total{reason="overloaded"}"#), "{scrape}");
 }
 
 #[tokio::test]
@@ -98,6 +100,8 @@ async fn a_request_whose_response_does_not_start_in_time_gets_503_request_timeou
     assert_eq!(body["error"]["code"], "request_timeout", "{body}");
     assert!(head.contains("retry-after: 1"), "{head}");
     assert!(head.contains("content-type: application/json"), "{head}");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"orderflow_http_refused_total{reason="request_timeout"} 1"#), "{metrics}");
 }
 
 #[tokio::test]
