@@ -1,23 +1,21 @@
 //! `GET /api/dead-letters?queue=&limit=` and `POST /api/dead-letters/replay`: what sits in the
-//! `<queue>_error` queues (with the journal's attempts and last error), and moving it back.
-//! Admins only.
+//! `<queue>_error` queues (with the journal's attempts and last error) and the outbox rows
+//! parked after repeated refusals (error queue `outbox`), and moving it back. Admins only.
 
 use axum::{Extension, Json, extract::State};
 use serde::{Deserialize, Serialize};
-use shared::{
-    events::EventType,
-    messaging::{DeadLetter, DeadLetters},
-};
+use shared::messaging::{DeadLetter, DeadLetters};
 
 use super::{ApiError, ApiJson, ApiQuery, AppState, AuthUser, ErrorBody};
-use crate::dead_letters::{self, JournaledLetter};
+use crate::dead_letters::{self, JournaledLetter, Source};
 
 /// Query parameters of the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this queue (e.g. `order-created-event`); default: every queue.
+    /// Only this queue (e.g. `order-created-event`: its error queue and its parked outbox rows),
+    /// or `outbox` for parked outbox rows only; default: everything.
     #[serde(default)]
     queue: Option<String>,
     /// Most messages per queue, 1 to 1000 (default 100).
@@ -46,7 +44,8 @@ impl From<JournaledLetter> for DeadLetterView {
 /// Largest list.
 const MAX_LIMIT: usize = 1000;
 
-/// Lists dead letters (they stay where they are).
+/// Lists dead letters (they stay where they are): the error queues' messages, then the parked
+/// outbox rows.
 #[utoipa::path(
     get, path = "/api/dead-letters", tag = "operations",
     params(ListQuery),
@@ -68,17 +67,23 @@ pub async fn list_dead_letters(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
     caller.require_admin()?;
-    let event = query.queue.as_deref().map(|q| event_of(&state, q, "queue")).transpose()?;
+    let source = query.queue.as_deref().map(|q| source_of(&state, q, "queue")).transpose()?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-    let error_queues = connect(&state).await?;
-    let letters = error_queues.list(event, limit).await;
-    error_queues.close().await;
-    let letters = letters.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
-    let summaries = dead_letters::summaries(&state.pool, &letters).await?;
-    Ok(Json(dead_letters::with_journal(letters, &summaries).into_iter().map(DeadLetterView::from).collect()))
+    let mut listed = Vec::new();
+    if source != Some(Source::Outbox) {
+        let error_queues = connect(&state).await?;
+        let letters = error_queues.list(source.and_then(Source::event), limit).await;
+        error_queues.close().await;
+        let letters = letters.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
+        let summaries = dead_letters::summaries(&state.pool, &letters).await?;
+        listed = dead_letters::with_journal(letters, &summaries);
+    }
+    listed.extend(dead_letters::parked(&state.pool, &state.dead_letters.topology, source, limit).await?);
+    Ok(Json(listed.into_iter().map(DeadLetterView::from).collect()))
 }
 
-/// What to replay: `{"id": …}` (optionally with `queue`), or `{"queue": …, "all": true}`.
+/// What to replay: `{"id": …}` (optionally with `queue`), or `{"queue": …, "all": true}`;
+/// `queue` may be `outbox` (parked outbox rows).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplayRequest {
@@ -127,33 +132,40 @@ pub async fn replay_dead_letters(
     ApiJson(request): ApiJson<ReplayRequest>,
 ) -> Result<Json<ReplayResponse>, ApiError> {
     caller.require_admin()?;
-    let event = request.queue.as_deref().map(|q| event_of(&state, q, "queue")).transpose()?;
-    let Some(selection) = dead_letters::replay_selection(request.id, event, request.all) else {
+    let source = request.queue.as_deref().map(|q| source_of(&state, q, "queue")).transpose()?;
+    let Some(selection) = dead_letters::replay_selection(request.id, source, request.all) else {
         return Err(ApiError::Validation {
             field: None,
             message: "send {\"id\": \"<message id>\"} or {\"queue\": \"<queue>\", \"all\": true}".into(),
         });
     };
-    let error_queues = connect(&state).await?;
-    let replayed = error_queues.replay(&selection).await;
-    error_queues.close().await;
-    let replayed = replayed.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
-    if let Some(message_id) = dead_letters::not_found(&selection, &replayed) {
+    let mut replayed = dead_letters::unpark(&state.pool, &state.dead_letters.topology, &selection).await?;
+    if !replayed.is_empty() {
+        state.outbox.notify();
+    }
+    if let Some(in_error_queues) = selection.in_error_queues(&replayed) {
+        let error_queues = connect(&state).await?;
+        let moved = error_queues.replay(&in_error_queues).await;
+        error_queues.close().await;
+        replayed.extend(moved.map_err(|e| ApiError::Unavailable(format!("{e:#}")))?);
+    }
+    if let Some(message_id) = selection.not_found(&replayed) {
         return Err(ApiError::NotFound(format!("no dead letter has message id {message_id}")));
     }
     tracing::info!(replayed = replayed.len(), user.id = caller.user_id, "dead letters replayed");
     Ok(Json(ReplayResponse { replayed: replayed.len(), messages: replayed }))
 }
 
-/// The event whose queue is named `queue`, or a 400 naming `field` and the known queues.
-fn event_of(state: &AppState, queue: &str, field: &str) -> Result<EventType, ApiError> {
-    dead_letters::event_of(&state.dead_letters.topology, queue).map_err(|unknown| {
+/// What the queue name `queue` selects, or a 400 naming `field` and the known names.
+fn source_of(state: &AppState, queue: &str, field: &str) -> Result<Source, ApiError> {
+    dead_letters::source_of(&state.dead_letters.topology, queue).map_err(|unknown| {
         ApiError::invalid_parameter(field, format!("unknown queue `{}`; known: {}", unknown.queue, unknown.known))
     })
 }
 
 async fn connect(state: &AppState) -> Result<DeadLetters, ApiError> {
-    DeadLetters::connect(&state.dead_letters.amqp_url, state.dead_letters.topology.clone())
+    let settings = &state.dead_letters;
+    DeadLetters::connect(&settings.amqp_url, settings.topology.clone(), settings.broker_timeout)
         .await
         .map_err(|e| ApiError::Unavailable(format!("{e:#}")))
 }

@@ -59,13 +59,16 @@ pub struct AppState {
     pub outbox: OutboxSignal,
     /// Broker connection health, for readiness.
     pub broker: BrokerHealth,
+    /// Whether readiness needs the broker: a worker's does (it cannot consume without it); an
+    /// API's does not (orders wait in the outbox while the broker is down).
+    pub ready_needs_broker: bool,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// How long an `Idempotency-Key` replays its order (`IDEMPOTENCY_TTL_HOURS`).
     pub idempotency_ttl: std::time::Duration,
-    /// Readiness fails when the oldest unpublished outbox row is older than this.
+    /// Readiness shows the outbox as lagging when its oldest unpublished row is older than this.
     pub outbox_lag_limit: std::time::Duration,
     /// Where dead letters are read and replayed.
     pub dead_letters: DeadLetterSettings,
@@ -80,6 +83,8 @@ pub struct DeadLetterSettings {
     pub amqp_url: String,
     /// Queue names.
     pub topology: shared::messaging::Topology,
+    /// The bound on each broker call (`BROKER_TIMEOUT_SECS`).
+    pub broker_timeout: std::time::Duration,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -247,6 +252,7 @@ mod tests {
             accounts: Accounts::new(true),
             outbox: OutboxSignal::default(),
             broker: BrokerHealth::default(),
+            ready_needs_broker: false,
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,
             idempotency_ttl: std::time::Duration::from_secs(3600),
@@ -254,6 +260,7 @@ mod tests {
             dead_letters: DeadLetterSettings {
                 amqp_url: "amqp://localhost".into(),
                 topology: shared::messaging::Topology::new("", shared::config::QueueType::Classic),
+                broker_timeout: std::time::Duration::from_secs(10),
             },
             passwords: PasswordGate::from_config(&shared::Config::from_env()),
         }

@@ -185,6 +185,20 @@ impl Cluster {
         self.processes.iter().find(|p| p.role == "api" || p.role == "all").expect("the cluster has no API process")
     }
 
+    /// Sends an admin's request to the API (`body` as JSON when given). Returns the status and
+    /// the JSON body (`null` when there is none).
+    #[allow(dead_code, reason = "used by the abuse suite (its relay cases), not by the fault suite")]
+    pub async fn admin_request(&mut self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token = self.token().await;
+        let mut request = self.client.request(method, format!("{}{path}", self.api().http)).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn token(&mut self) -> String {
         if let Some(token) = &self.token {
             return token.clone();
@@ -224,10 +238,31 @@ impl Cluster {
         ids
     }
 
+    /// Runs `orderflow <args>` (a CLI command) with the cluster's settings; fails the case if it
+    /// fails. Returns its standard output.
+    #[allow(dead_code, reason = "used by the abuse suite (its relay cases), not by the fault suite")]
+    pub async fn cli(&self, args: &[&str]) -> String {
+        let output = tokio::time::timeout(
+            CALL_TIMEOUT,
+            Command::new(env!("CARGO_BIN_EXE_orderflow")).args(args).envs(&self.env).kill_on_drop(true).output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("orderflow {args:?} did not finish within {CALL_TIMEOUT:?}"))
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "orderflow {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
     /// Sends SIGKILL to process `index`.
     pub async fn kill(&mut self, index: usize) {
         let process = &mut self.processes[index];
         process.child.kill().await.unwrap();
+        process.role = format!("{} (killed)", process.role);
     }
 
     /// Sends SIGTERM to process `index` and returns how long it took to exit, and its status.
@@ -241,6 +276,7 @@ impl Cluster {
             .await
             .expect("the process did not exit within 60 s of SIGTERM")
             .unwrap();
+        process.role = format!("{} (exited)", process.role);
         (started.elapsed(), exit)
     }
 
@@ -451,17 +487,20 @@ pub async fn run(program: &str, args: &[&str]) {
     );
 }
 
-/// Makes sure RabbitMQ and PostgreSQL run again when a case ends, whatever happened in it: the
-/// suite must leave the services running.
+/// Makes sure RabbitMQ and PostgreSQL run again when a case ends, whatever happened in it (the
+/// RabbitMQ application started, its memory watermark back at the default 0.4, which the abuse
+/// suite's alarm case lowers): the suites must leave the services running.
 pub struct ServicesGuard;
 
 impl Drop for ServicesGuard {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "start_app"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        for args in [&["-q", "start_app"][..], &["-q", "set_vm_memory_high_watermark", "0.4"]] {
+            let _ = std::process::Command::new("rabbitmqctl")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let version = std::fs::read_dir("/etc/postgresql")
             .ok()
             .and_then(|mut entries| entries.next())
