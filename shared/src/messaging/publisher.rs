@@ -219,12 +219,13 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Closes the connection, if any, waiting at most the publisher's timeout for the broker (a
-    /// blocked broker would never answer the close).
+    /// Closes the connection, if any, waiting at most a second for the broker: a broker under a
+    /// resource alarm never answers the close, and the socket closes with the process anyway.
     pub async fn close(&self) {
-        let taken = tokio::time::timeout(self.timeout, self.link.lock()).await.ok().and_then(|mut link| link.take());
+        const PATIENCE: Duration = Duration::from_secs(1);
+        let taken = tokio::time::timeout(PATIENCE, self.link.lock()).await.ok().and_then(|mut link| link.take());
         if let Some(link) = taken {
-            let _ = tokio::time::timeout(self.timeout, link.connection.close(200, "shutdown".into())).await;
+            let _ = tokio::time::timeout(PATIENCE, link.connection.close(200, "shutdown".into())).await;
         }
         *self.health.lock().expect("publisher health lock poisoned") = None;
     }
