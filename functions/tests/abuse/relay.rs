@@ -57,11 +57,7 @@ async fn readiness_keeps_an_api_in_rotation_while_the_broker_is_down_but_not_a_w
     cluster.settle(Duration::from_secs(90), false).await;
     cluster.check_invariants().await;
     for id in during {
-        let status: String = sqlx::query_scalar("select status from orders where id = $1")
-            .bind(id)
-            .fetch_one(&cluster.pool)
-            .await
-            .unwrap();
+        let status = cluster.status_of(id).await;
         assert_eq!(status, "Completed", "order {id} created during the outage");
     }
 }
@@ -125,11 +121,7 @@ async fn under_a_broker_memory_alarm_orders_are_taken_shutdown_works_and_all_go_
     cluster.check_invariants().await;
     assert_eq!(cluster.readiness(api).await, 200);
     for id in during.into_iter().chain(after_restart) {
-        let status: String = sqlx::query_scalar("select status from orders where id = $1")
-            .bind(id)
-            .fetch_one(&cluster.pool)
-            .await
-            .unwrap();
+        let status = cluster.status_of(id).await;
         assert_eq!(status, "Completed", "order {id}, created during the alarm");
     }
 }

@@ -199,7 +199,8 @@ impl Cluster {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn token(&mut self) -> String {
+    /// An admin's token from the API (logged in once, then reused).
+    pub async fn token(&mut self) -> String {
         if let Some(token) = &self.token {
             return token.clone();
         }
@@ -282,19 +283,26 @@ impl Cluster {
 
     /// Publishes a raw message (persistent, confirmed) to one of the cluster's queues.
     pub async fn publish(&self, queue: &str, body: &[u8], message_id: &str) {
+        self.publish_with_headers(queue, body, message_id, FieldTable::default()).await;
+    }
+
+    /// [`Cluster::publish`] with these AMQP headers.
+    pub async fn publish_with_headers(&self, queue: &str, body: &[u8], message_id: &str, headers: FieldTable) {
         let connection = connect_broker().await;
         let channel = connection.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_message_id(message_id.into())
-            .with_correlation_id("fault-suite".into());
-        channel
+            .with_correlation_id("fault-suite".into())
+            .with_headers(headers);
+        let confirm = channel
             .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
             .await
             .unwrap()
             .await
             .unwrap();
+        assert!(confirm.is_ack(), "the broker refused the message");
         let _ = connection.close(200, "done".into()).await;
     }
 
@@ -314,6 +322,11 @@ impl Cluster {
             .message_count();
         let _ = connection.close(200, "done".into()).await;
         depth
+    }
+
+    /// The status of order `id`.
+    pub async fn status_of(&self, id: i64) -> String {
+        sqlx::query_scalar("select status from orders where id = $1").bind(id).fetch_one(&self.pool).await.unwrap()
     }
 
     /// A scalar from the cluster's database.

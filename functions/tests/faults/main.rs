@@ -60,11 +60,7 @@ async fn broker_outage(name: &str, queue_type: &str) {
         assert!((1..=60).contains(&lines), "{lines} log lines with `{needle}` over a 20 s outage");
     }
     for id in created_during {
-        let status: String = sqlx::query_scalar("select status from orders where id = $1")
-            .bind(id)
-            .fetch_one(&cluster.pool)
-            .await
-            .unwrap();
+        let status = cluster.status_of(id).await;
         assert_eq!(status, "Completed", "order {id} created during the outage");
     }
 }
