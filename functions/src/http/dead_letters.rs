@@ -17,12 +17,27 @@ use crate::dead_letters::{self, JournaledLetter};
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this queue (e.g. `order-created-event`); default: every queue.
+    /// Only this queue; default: every queue. Also accepted with QUEUE_PREFIX in front, or as
+    /// its `_error` queue with the prefix.
     #[serde(default)]
+    #[param(inline, value_type = Option<QueueName>)]
     queue: Option<String>,
     /// Most messages per queue, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+}
+
+/// An event queue, by its name without QUEUE_PREFIX.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[expect(dead_code, reason = "only its schema is used, for the names `queue` takes")]
+enum QueueName {
+    #[serde(rename = "order-created-event")]
+    Created,
+    #[serde(rename = "order-completed-event")]
+    Completed,
+    #[serde(rename = "order-expired-event")]
+    Expired,
 }
 
 /// A dead letter with what the journal knows about it.
@@ -44,7 +59,7 @@ impl From<JournaledLetter> for DeadLetterView {
 }
 
 /// Largest list.
-const MAX_LIMIT: usize = 1000;
+pub const MAX_LIMIT: usize = 1000;
 
 /// Lists dead letters (they stay where they are).
 #[utoipa::path(
@@ -52,7 +67,7 @@ const MAX_LIMIT: usize = 1000;
     params(ListQuery),
     responses(
         (status = 200, description = "The messages in the error queues", body = [DeadLetterView]),
-        (status = 400, description = "`invalid_parameter`: unknown queue", body = ErrorBody),
+        (status = 400, description = "`invalid_parameter`: unknown queue, or limit out of range", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 503, description = "Broker unreachable", body = ErrorBody),
@@ -69,7 +84,10 @@ pub async fn list_dead_letters(
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
     caller.require_admin()?;
     let event = query.queue.as_deref().map(|q| event_of(&state, q, "queue")).transpose()?;
-    let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_parameter("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
     let error_queues = connect(&state).await?;
     let letters = error_queues.list(event, limit).await;
     error_queues.close().await;
@@ -78,7 +96,8 @@ pub async fn list_dead_letters(
     Ok(Json(dead_letters::with_journal(letters, &summaries).into_iter().map(DeadLetterView::from).collect()))
 }
 
-/// What to replay: `{"id": …}` (optionally with `queue`), or `{"queue": …, "all": true}`.
+/// What to replay: `{"id": …}` (optionally with `queue`), or `{"queue": …, "all": true}`. The
+/// document describes the two shapes as [`ReplayShape`]'s alternatives.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplayRequest {
@@ -94,6 +113,69 @@ pub struct ReplayRequest {
     all: bool,
 }
 
+// The two shapes of `ReplayRequest`, for the OpenAPI document's `oneOf`: the handler reads
+// `ReplayRequest`, whose single shape gives clearer errors than an untagged enum would.
+/// What to replay: one dead letter by its message id, or every dead letter of a queue.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[expect(dead_code, reason = "only its schema is used")]
+enum ReplayShape {
+    One(ReplayOne),
+    All(ReplayAll),
+}
+
+/// One dead letter, by its message id.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct ReplayOne {
+    /// The message id of the dead letter.
+    id: String,
+    /// The queue to look for it in (default: every queue).
+    #[serde(default)]
+    #[schema(value_type = Option<QueueName>)]
+    queue: Option<String>,
+    /// Absent, or false.
+    #[serde(default)]
+    #[schema(schema_with = only_false)]
+    all: bool,
+}
+
+/// Every dead letter of one queue.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct ReplayAll {
+    /// The queue to replay.
+    #[schema(value_type = QueueName)]
+    queue: String,
+    /// True: every message of the queue.
+    #[schema(schema_with = only_true)]
+    all: bool,
+    /// Absent, or null.
+    #[serde(default)]
+    #[schema(schema_with = only_null)]
+    id: Option<String>,
+}
+
+fn only_false() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Boolean)
+        .enum_values(Some([false]))
+        .build()
+}
+
+fn only_true() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Boolean)
+        .enum_values(Some([true]))
+        .build()
+}
+
+fn only_null() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::Null).build()
+}
+
 /// What was replayed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -106,14 +188,16 @@ pub struct ReplayResponse {
 /// error queue).
 #[utoipa::path(
     post, path = "/api/dead-letters/replay", tag = "operations",
-    request_body = ReplayRequest,
+    request_body = ReplayShape,
     responses(
         (status = 200, description = "Replayed", body = ReplayResponse),
-        (status = 400, description = "Neither an id nor a queue with `all`, or an unknown queue", body = ErrorBody),
+        (status = 400, description = "`malformed_json`, `validation_failed` (neither an id nor a queue with `all`) or `invalid_parameter` (an unknown queue)", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No dead letter has that id", body = ErrorBody),
-        (status = 503, description = "Broker unreachable", body = ErrorBody),
+        (status = 413, description = "Body over MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "Body not declared as JSON", body = ErrorBody),
+        (status = 503, description = "Broker or database unreachable", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
