@@ -90,7 +90,8 @@ impl Application {
         let secret = accounts::token_secret(&pool, &config).await?;
         let tokens = Arc::new(TokenKeys::new(secret.expose(), Duration::from_secs(config.jwt_ttl_secs)));
         let topology = Topology::new(config.queue_prefix.clone(), config.queue_type);
-        let publisher = Arc::new(Publisher::new(config.amqp_url.clone(), topology.clone()));
+        let publisher =
+            Arc::new(Publisher::new(config.amqp_url.clone(), topology.clone()).with_timeout(config.broker_timeout()));
         let broker = BrokerHealth::default();
         broker.register("publisher", {
             let publisher = publisher.clone();
@@ -119,11 +120,16 @@ impl Application {
             accounts: Accounts::new(demo_password_allowed),
             outbox: OutboxSignal::default(),
             broker,
+            ready_needs_broker: matches!(role, Role::Worker(_)),
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: config.max_body_bytes,
             idempotency_ttl: config.idempotency_ttl(),
             outbox_lag_limit: Duration::from_secs(config.outbox_lag_limit_secs),
-            dead_letters: DeadLetterSettings { amqp_url: config.amqp_url.clone(), topology: topology.clone() },
+            dead_letters: DeadLetterSettings {
+                amqp_url: config.amqp_url.clone(),
+                topology: topology.clone(),
+                broker_timeout: config.broker_timeout(),
+            },
             passwords: crate::credentials::PasswordGate::from_config(&config),
         };
         Ok(Application {

@@ -33,7 +33,7 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Create the database if missing, apply migrations, and exit.
     Migrate,
-    /// List and replay dead-lettered messages (the `<queue>_error` queues).
+    /// List and replay dead-lettered messages (the `<queue>_error` queues) and parked outbox rows.
     #[command(subcommand)]
     Dlq(DlqCommand),
     /// Manage who may log in: add, set-password, disable, enable, list.
@@ -44,9 +44,11 @@ pub enum Command {
 /// `orderflow dlq …`.
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
-    /// Print each dead-lettered message: id, queue, attempts and last error. Messages stay put.
+    /// Print each dead-lettered message: id, queue, attempts and last error, then the outbox rows
+    /// parked after OUTBOX_MAX_ATTEMPTS refusals (error queue `outbox`). Everything stays put.
     List {
-        /// Only this queue (e.g. `order-created-event`); default: every queue.
+        /// Only this queue (e.g. `order-created-event`, with its parked outbox rows), or `outbox`
+        /// for parked outbox rows only; default: everything.
         #[arg(long)]
         queue: Option<String>,
         /// Most messages shown per queue.

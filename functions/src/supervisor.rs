@@ -122,6 +122,7 @@ fn relay(config: &Config) -> RelaySettings {
         batch_size: config.outbox_batch_size,
         poll_interval: config.outbox_poll_interval(),
         max_attempts: i32::try_from(config.max_retries + 1).unwrap_or(i32::MAX),
+        max_rejections: i32::from(config.outbox_max_attempts),
     }
 }
 

@@ -181,13 +181,26 @@ pub struct Config {
     #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", global = true, default_value_t = 10_000)]
     pub db_statement_timeout_ms: u64,
 
-    /// Readiness fails when the oldest unpublished outbox row is older than this many seconds.
+    /// The readiness body shows the outbox as `lagging` when its oldest unpublished row is older
+    /// than this many seconds (an API stays ready: the outbox absorbs a broker outage).
     #[arg(long, env = "OUTBOX_LAG_LIMIT_SECS", global = true, default_value_t = 60)]
     pub outbox_lag_limit_secs: u64,
 
     /// Most outbox rows the relay publishes in one batch.
     #[arg(long, env = "OUTBOX_BATCH_SIZE", global = true, default_value_t = 500)]
     pub outbox_batch_size: i64,
+
+    /// Times the broker may refuse one outbox row (unroutable, nacked) before the row is parked:
+    /// out of the relay's batches, listed with the dead letters, replayable. A broker outage or
+    /// alarm never counts.
+    #[arg(long, env = "OUTBOX_MAX_ATTEMPTS", global = true, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub outbox_max_attempts: u16,
+
+    /// Longest one broker call of the relay or the dead-letter tools may take (connecting,
+    /// sending a batch, awaiting its confirms), in seconds; a broker under a resource alarm
+    /// blocks publishers, and this turns that into a retried failure instead of a hang.
+    #[arg(long, env = "BROKER_TIMEOUT_SECS", global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub broker_timeout_secs: u64,
 
     /// Password checks (argon2, about 19 MiB each) that run at once, for login and the board.
     /// Unset: the number of CPU cores, at most 4.
@@ -232,6 +245,11 @@ impl Config {
     /// The pool's `statement_timeout` (zero: none).
     pub fn db_statement_timeout(&self) -> Duration {
         Duration::from_millis(self.db_statement_timeout_ms)
+    }
+
+    /// The bound on each broker call of the relay and the dead-letter tools.
+    pub fn broker_timeout(&self) -> Duration {
+        Duration::from_secs(self.broker_timeout_secs)
     }
 
     /// The relay's fallback polling interval.

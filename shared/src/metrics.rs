@@ -77,6 +77,8 @@ pub struct Metrics {
     pub outbox_unsent: Gauge,
     /// Age in seconds of the oldest unsent outbox row, 0 when none (refreshed on every scrape).
     pub outbox_oldest_unsent_age: Gauge<f64, AtomicU64>,
+    /// Outbox rows parked after `OUTBOX_MAX_ATTEMPTS` refusals (refreshed on every scrape).
+    pub outbox_parked: Gauge,
     /// Job attempts that succeeded, by function.
     pub jobs_succeeded: Family<FunctionLabels, Counter>,
     /// Job attempts that failed (retried or not), by function.
@@ -122,6 +124,12 @@ impl Default for Metrics {
             "Age of the oldest unpublished outbox row",
             outbox_oldest_unsent_age.clone(),
         );
+        let outbox_parked = Gauge::default();
+        registry.register(
+            "outbox_parked",
+            "Outbox rows parked after repeated refusals, waiting for a replay",
+            outbox_parked.clone(),
+        );
         let jobs_succeeded = Family::<FunctionLabels, Counter>::default();
         registry.register("jobs_succeeded", "Job attempts that succeeded", jobs_succeeded.clone());
         let jobs_failed = Family::<FunctionLabels, Counter>::default();
@@ -154,6 +162,7 @@ impl Default for Metrics {
             outbox_publish_failures,
             outbox_unsent,
             outbox_oldest_unsent_age,
+            outbox_parked,
         }
     }
 }

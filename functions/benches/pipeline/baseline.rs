@@ -2,6 +2,7 @@
 //! so that each orderflow result is a ratio measured side by side. Same SQL statements (the
 //! shared queries), same messages, same confirms and persistence; no apalis, no journal, no HTTP.
 
+use chrono::{DateTime, Utc};
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
@@ -11,7 +12,7 @@ use lapin::{
     types::FieldTable,
 };
 use shared::{
-    db::{notifications, orders, outbox},
+    db::{notifications, orders, outbox::OutboxMessage},
     events::{EventType, OrderCompleted, OrderCreated, OrderExpired},
     messaging::Topology,
 };
@@ -116,7 +117,27 @@ async fn relay(shared: Arc<Shared>, connection: Connection, topology: Topology, 
 
 async fn relay_batch(pool: &PgPool, channel: &Channel, topology: &Topology) -> usize {
     let Ok(mut tx) = pool.begin().await else { return 0 };
-    let rows = outbox::claim_unsent(&mut tx, 500).await.unwrap();
+    // The textbook relay: row locks held across the publish (orderflow's own relay leases rows
+    // instead, so that a blocked broker cannot hold locks; see shared/src/db/outbox.rs).
+    let rows: Vec<OutboxMessage> =
+        sqlx::query_as::<_, (i64, Uuid, String, Option<i64>, String, String, DateTime<Utc>)>(
+            "select id, message_id, event_type, order_id, payload::text, correlation_id, created_at
+         from outbox where sent_at is null and parked_at is null order by id limit 500 for update skip locked",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, message_id, event_type, order_id, payload, correlation_id, created_at)| OutboxMessage {
+            id,
+            message_id,
+            event_type,
+            order_id,
+            payload,
+            correlation_id,
+            created_at,
+        })
+        .collect();
     if rows.is_empty() {
         return 0;
     }

@@ -19,39 +19,57 @@ use shared::{
 };
 use uuid::Uuid;
 
-use super::{ApiError, ApiJson, AppState, AuthUser, ErrorBody, RequestId};
+use super::{ApiError, ApiJson, AppState, AuthUser, ErrorBody, RequestId, integral};
 
-/// The body of a create request. Types are checked here; ranges by [`NewOrder::parse`].
+// Types are checked here; ranges by `NewOrder::parse`.
+/// The body of a create request. The ids and the quantity take any integral JSON number (`3.0`
+/// too), as a JSON Schema `integer` does.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrderRequest {
-    /// Whose order; default: the caller. Only an admin may name another user (403 otherwise);
-    /// an unknown user is a 422.
-    #[serde(default)]
-    #[schema(example = 1)]
+    /// Whose order; default (absent or null): the caller. Only an admin may name another user
+    /// (403 otherwise); an unknown user is a 422.
+    #[serde(default, deserialize_with = "integral::optional_integer")]
+    #[schema(example = 1, minimum = 1, maximum = 9223372036854775807_i64)]
     user_id: Option<i64>,
     /// An existing product (422 otherwise).
-    #[schema(example = 2)]
+    #[serde(deserialize_with = "integral::integer")]
+    #[schema(example = 2, minimum = 1, maximum = 9223372036854775807_i64)]
     product_id: i64,
     /// 1 to 10,000.
+    #[serde(deserialize_with = "integral::integer")]
     #[schema(example = 3, minimum = 1, maximum = 10000)]
     quantity: i64,
     /// Unit price: greater than 0, at most 1,000,000.00, at most two decimals.
+    #[schema(value_type = f64, exclusive_minimum = 0, maximum = 1000000, multiple_of = 0.01, example = 19.99)]
     price: Money,
-    /// Only `Pending` is accepted: orders always start there.
+    /// Only `Pending` is accepted (absent or null: `Pending`): orders always start there.
     #[serde(default)]
-    #[schema(example = "Pending")]
+    #[schema(value_type = Option<OrderStatusPending>)]
     status: Option<String>,
+}
+
+/// The only status a new order may be given.
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only its schema is used: the `status` a create request may carry")]
+enum OrderStatusPending {
+    Pending,
 }
 
 /// The header that makes a create safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
 /// Creates an order and its `OrderCreated` event; answers at once (processing is asynchronous).
 #[utoipa::path(
     post, path = "/api/orders", tag = "orders",
     request_body = CreateOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same order (1-255 characters), for IDEMPOTENCY_TTL_HOURS (default 24)")),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Retries with the same key return the same order, for IDEMPOTENCY_TTL_HOURS (default 24): \
+                       1 to 255 printable ASCII characters, no space at either end",
+        min_length = 1, max_length = 255, pattern = r"^[!-~]([ -~]*[!-~])?$")),
     responses(
         (status = 201, description = "Created (or replayed for a known Idempotency-Key, with `Idempotent-Replayed: true`)", body = Order,
             headers(("Location" = String, description = "/api/orders/{id}"))),
@@ -153,10 +171,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let key =
-        value.to_str().ok().map(str::trim).filter(|k| (1..=255).contains(&k.len())).ok_or_else(|| {
-            ApiError::invalid_parameter("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
-        })?;
+    // `to_str` also lets tabs through; the document's pattern is printable ASCII alone.
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| (b' '..=b'~').contains(&b)))
+        .ok_or_else(|| ApiError::invalid_parameter("Idempotency-Key", "must be 1 to 255 printable ASCII characters"))?;
     Ok(Some(key))
 }
 

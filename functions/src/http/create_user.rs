@@ -23,15 +23,26 @@ use crate::accounts::hash_password;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUserRequest {
-    /// Login e-mail, unique regardless of case.
-    #[schema(example = "ada@example.com")]
+    /// Login e-mail, unique regardless of case: `name@domain` with one `@`, no spaces or control
+    /// characters (spaces at either end are trimmed), at most 254 bytes.
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r"^\s*[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@\x00-\x1f\x7f-\x9f]+\s*$"
+    )]
     email: String,
-    /// Display name; default: the part of the e-mail before `@`.
+    /// Display name, 1 to 200 characters, not blank, no control characters; default (absent or
+    /// null): the part of the e-mail before `@`.
     #[serde(default)]
-    #[schema(example = "Ada")]
+    #[schema(
+        example = "Ada",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: Option<String>,
-    /// At least 8 characters; not the published demo password.
-    #[schema(example = "correct horse battery staple")]
+    /// 8 characters to 1024 bytes; not the published demo password.
+    #[schema(example = "correct horse battery staple", min_length = 8, max_length = 1024)]
     password: String,
     /// Whether the user is an admin (default false).
     #[serde(default)]

@@ -23,8 +23,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-/// A JSON body. Malformed JSON is a 400 `malformed_json`; a missing field or a wrong type is a
-/// 400 `validation_failed` naming the field; a body over the limit is a 413.
+/// A JSON object body. Malformed JSON is a 400 `malformed_json`; a missing field or a wrong type,
+/// or an array for the object, is a 400 `validation_failed` naming the field when there is one; a
+/// body over the limit is a 413.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -54,6 +55,11 @@ where
                 ApiError::MalformedJson(rejection.body_text())
             }
         })?;
+        // serde reads a struct from a JSON array too (its fields in order); every body of this
+        // API is an object, as the OpenAPI document says.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::Validation { field: None, message: "the body must be a JSON object".into() });
+        }
         parse_json(&bytes).map(ApiJson)
     }
 }

@@ -11,6 +11,7 @@ use super::{ApiError, ApiPath, AppState, AuthUser, ErrorBody};
 #[into_params(parameter_in = Path)]
 pub struct OrderPath {
     /// The order id.
+    #[param(minimum = -9223372036854775808_i64, maximum = 9223372036854775807_i64)]
     pub id: i64,
 }
 

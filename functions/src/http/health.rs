@@ -1,7 +1,11 @@
-//! `GET /health/live` (the process answers) and `GET /health/ready` (it can do its work: the
-//! database answers, the broker connections are up, and the outbox relay keeps up). Ready is
-//! 503 with `Retry-After` while a dependency is down, so a load balancer stops sending traffic
-//! until it is back.
+//! `GET /health/live` (the process answers) and `GET /health/ready` (it can do its work). Ready
+//! is 503 with `Retry-After` while a dependency this process's role needs is down, so a load
+//! balancer stops sending traffic until it is back:
+//! - an `api` or `all` process needs PostgreSQL only: while the broker is down it still takes
+//!   orders, which wait in the outbox (DESIGN.md section 6.1), so taking it out of rotation
+//!   would turn a broker outage into an API outage. The body shows the broker and the outbox
+//!   backlog (unsent rows, the oldest one's age, parked rows) meanwhile;
+//! - a `worker` needs PostgreSQL and its broker connections: without them it cannot consume.
 
 use std::time::Duration;
 
@@ -51,7 +55,12 @@ pub struct Checks {
     broker: Check,
     /// `lagging` when the oldest unpublished outbox row is older than OUTBOX_LAG_LIMIT_SECS.
     outbox: Check,
+    /// Age in seconds of the oldest unpublished outbox row (none when the outbox is empty).
     outbox_oldest_unsent_secs: Option<i64>,
+    /// Outbox rows waiting for the relay.
+    outbox_unsent: Option<i64>,
+    /// Outbox rows parked after OUTBOX_MAX_ATTEMPTS refusals, waiting for a replay.
+    outbox_parked: Option<i64>,
 }
 
 /// The readiness answer; `error` names what is not ready.
@@ -66,33 +75,41 @@ pub struct Readiness {
     error: Option<serde_json::Value>,
 }
 
-/// Readiness: 200 when the database and the broker are reachable and the outbox is not lagging,
-/// else 503.
+/// Readiness: 200 when what this process's role needs is reachable (an API: the database; a
+/// worker: the database and its broker connections), else 503.
 #[utoipa::path(
     get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "A dependency is down or the outbox lags (with Retry-After)", body = Readiness),
+        (status = 200, description = "Ready (an API stays ready while the broker is down; the body shows it and the outbox backlog)", body = Readiness),
+        (status = 503, description = "A dependency this role needs is down (with Retry-After)", body = Readiness),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let backlog = tokio::time::timeout(Duration::from_secs(2), outbox::backlog(&state.pool)).await;
-    let (database, outbox, lag) = match backlog {
+    let (database, outbox, lag, backlog) = match backlog {
         Ok(Ok(backlog)) => {
             let lag = backlog.oldest_unsent_at.map(|at| (Utc::now() - at).num_seconds().max(0));
             let limit = i64::try_from(state.outbox_lag_limit.as_secs()).unwrap_or(i64::MAX);
             let outbox = if lag.is_some_and(|secs| secs > limit) { Check::Lagging } else { Check::Up };
-            (Check::Up, outbox, lag)
+            (Check::Up, outbox, lag, Some(backlog))
         }
-        _ => (Check::Down, Check::Down, None),
+        _ => (Check::Down, Check::Down, None, None),
     };
     let broker = if state.broker.is_up() { Check::Up } else { Check::Down };
-    let checks = Checks { database, broker, outbox, outbox_oldest_unsent_secs: lag };
-    let failing: Vec<&str> = [("database", database), ("broker", broker), ("outbox", outbox)]
-        .into_iter()
-        .filter(|(_, check)| *check != Check::Up)
-        .map(|(name, _)| name)
-        .collect();
+    let checks = Checks {
+        database,
+        broker,
+        outbox,
+        outbox_oldest_unsent_secs: lag,
+        outbox_unsent: backlog.map(|b| b.unsent),
+        outbox_parked: backlog.map(|b| b.parked),
+    };
+    let mut needed = vec![("database", database)];
+    if state.ready_needs_broker {
+        needed.push(("broker", broker));
+    }
+    let failing: Vec<&str> =
+        needed.into_iter().filter(|(_, check)| *check != Check::Up).map(|(name, _)| name).collect();
     if failing.is_empty() {
         return Json(Readiness { status: "ready", checks, error: None }).into_response();
     }

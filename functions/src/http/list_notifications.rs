@@ -14,10 +14,11 @@ use super::{ApiError, ApiQuery, AppState, AuthUser, ErrorBody};
 pub struct ListNotificationsQuery {
     /// Only this order's notifications.
     #[serde(default)]
+    #[param(minimum = -9223372036854775808_i64, maximum = 9223372036854775807_i64)]
     order_id: Option<i64>,
     /// Only `OrderCompleted` or only `OrderExpired`.
     #[serde(default, rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", inline, value_type = Option<NotificationType>)]
     kind: Option<String>,
 }
 
@@ -41,8 +42,8 @@ pub async fn list_notifications(
     Extension(caller): Extension<AuthUser>,
     ApiQuery(query): ApiQuery<ListNotificationsQuery>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
-    let kind = match query.kind.as_deref().map(str::trim) {
-        None | Some("") => None,
+    let kind = match query.kind.as_deref() {
+        None => None,
         Some(s) => Some(s.parse::<NotificationType>().map_err(|e| ApiError::invalid_parameter("type", e))?),
     };
     Ok(Json(notifications::list_notifications(&state.pool, caller.owner_filter(), query.order_id, kind).await?))

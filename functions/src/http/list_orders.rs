@@ -1,7 +1,9 @@
 //! `GET /api/orders?status=&page=&pageSize=&after=`: a page of orders, newest first: the
 //! caller's own, or everyone's for an admin. No request walks or counts the whole table: `page`
-//! reaches the first [`MAX_DEPTH`] orders, `after` (the previous page's `nextAfter`, a keyset
-//! cursor) any depth, and `total` stops counting at [`MAX_TOTAL`].
+//! skips at most [`MAX_DEPTH`] orders, `after` (the previous page's `nextAfter`, a keyset
+//! cursor) reaches any depth, and `total` stops counting at [`MAX_TOTAL`]. Every parameter's
+//! bounds hold on its own (no rule joins two parameters), so the OpenAPI document states them
+//! all as minimums and maximums.
 
 use axum::{Extension, Json, extract::State};
 use serde::{Deserialize, Serialize};
@@ -17,8 +19,9 @@ pub const MAX_PAGE_SIZE: i64 = 100;
 const DEFAULT_PAGE_SIZE: i64 = 20;
 /// Most orders `page` may skip (`(page - 1) × pageSize`); deeper pages are reached with `after`.
 pub const MAX_DEPTH: i64 = 10_000;
-/// Largest `page`: the deepest `MAX_DEPTH` allows, with one order per page.
-pub const MAX_PAGE: i64 = MAX_DEPTH + 1;
+/// Largest `page`: the deepest that skips at most `MAX_DEPTH` orders at the largest page size,
+/// so that any `page` and `pageSize` within their bounds may be combined.
+pub const MAX_PAGE: i64 = MAX_DEPTH / MAX_PAGE_SIZE + 1;
 /// `total` counts up to this many orders; past it, `totalCapped` is true.
 pub const MAX_TOTAL: i64 = 10_000;
 
@@ -27,13 +30,14 @@ pub const MAX_TOTAL: i64 = 10_000;
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListOrdersQuery {
-    /// Only orders in this status: Pending, Processing, Completed or Expired.
+    /// Only orders in this status.
     #[serde(default)]
+    #[param(inline, value_type = Option<OrderStatus>)]
     status: Option<String>,
-    /// 1-based page (default 1); `(page - 1) × pageSize` may not exceed 10,000: go deeper with
-    /// `after`. Not combined with `after`.
+    /// 1-based page (default 1), at most 101 (10,000 orders deep at 100 per page);
+    /// go deeper with `after`. With `after`, pages count from the cursor.
     #[serde(default)]
-    #[param(minimum = 1, maximum = 10001)]
+    #[param(minimum = 1, maximum = 101)]
     page: Option<i64>,
     /// Orders per page, 1 to 100 (default 20).
     #[serde(default)]
@@ -42,7 +46,7 @@ pub struct ListOrdersQuery {
     /// Only orders older than the order with this id: the `nextAfter` of the previous page
     /// (keyset pagination, as deep as the table goes at the cost of one page).
     #[serde(default)]
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     after: Option<i64>,
 }
 
@@ -67,7 +71,7 @@ pub struct OrderPage {
     params(ListOrdersQuery),
     responses(
         (status = 200, description = "A page of orders", body = OrderPage),
-        (status = 400, description = "`invalid_parameter` (with `field`): unknown status, page, pageSize or after out of range, or page combined with after", body = ErrorBody),
+        (status = 400, description = "`invalid_parameter` (with `field`): unknown status, page, pageSize or after out of range", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 503, description = "Database unreachable; retry later", body = ErrorBody),
     ),
@@ -75,14 +79,14 @@ pub struct OrderPage {
 )]
 ///
 /// # Errors
-/// 400 for an unknown status, a parameter out of range, or `page` with `after`.
+/// 400 for an unknown status or a parameter out of range.
 pub async fn list_orders(
     State(state): State<AppState>,
     Extension(caller): Extension<AuthUser>,
     ApiQuery(query): ApiQuery<ListOrdersQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
-    let status = match query.status.as_deref().map(str::trim) {
-        None | Some("") => None,
+    let status = match query.status.as_deref() {
+        None => None,
         Some(s) => Some(s.parse::<OrderStatus>().map_err(|e| ApiError::invalid_parameter("status", e.to_string()))?),
     };
     let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
@@ -91,23 +95,15 @@ pub async fn list_orders(
     }
     let page = query.page.unwrap_or(1);
     if !(1..=MAX_PAGE).contains(&page) {
-        return Err(ApiError::invalid_parameter("page", format!("must be between 1 and {MAX_PAGE}")));
-    }
-    // Within bounds: at most 10,000 × 100, no overflow.
-    let offset = (page - 1) * page_size;
-    if offset > MAX_DEPTH {
         return Err(ApiError::invalid_parameter(
             "page",
-            format!("reaches past the first {MAX_DEPTH} orders: go deeper with `after` (each page's nextAfter)"),
+            format!("must be between 1 and {MAX_PAGE}: go deeper with `after` (each page's nextAfter)"),
         ));
     }
-    if let Some(after) = query.after {
-        if after < 1 {
-            return Err(ApiError::invalid_parameter("after", "must be an order id (1 or more)"));
-        }
-        if page > 1 {
-            return Err(ApiError::invalid_parameter("page", "cannot be combined with `after`: the cursor says where"));
-        }
+    // Within bounds, at most MAX_DEPTH: `MAX_PAGE` is chosen so.
+    let offset = (page - 1) * page_size;
+    if query.after.is_some_and(|after| after < 1) {
+        return Err(ApiError::invalid_parameter("after", "must be an order id (1 or more)"));
     }
     let filter = OrderFilter { owner: caller.owner_filter(), status, before_id: query.after };
     // One more than the page tells whether another page follows.

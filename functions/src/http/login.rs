@@ -13,9 +13,15 @@ use super::{ApiError, ApiJson, AppState, AuthUser, ClientAddress, ErrorBody};
 /// A login attempt.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
-    #[schema(example = "admin@example.com")]
+    /// Not blank, no control characters.
+    #[schema(
+        example = "admin@example.com",
+        min_length = 1,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     email: String,
-    #[schema(example = "admin123")]
+    /// Not empty.
+    #[schema(example = "admin123", min_length = 1)]
     password: String,
 }
 

@@ -26,6 +26,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     match outbox::backlog(&state.pool).await {
         Ok(backlog) => {
             state.metrics.outbox_unsent.set(backlog.unsent);
+            state.metrics.outbox_parked.set(backlog.parked);
             let age =
                 backlog.oldest_unsent_at.map_or(0.0, |at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0);
             state.metrics.outbox_oldest_unsent_age.set(age);

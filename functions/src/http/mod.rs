@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod get_order;
 mod health;
+mod integral;
 mod list_notifications;
 mod list_orders;
 mod list_products;
@@ -59,13 +60,16 @@ pub struct AppState {
     pub outbox: OutboxSignal,
     /// Broker connection health, for readiness.
     pub broker: BrokerHealth,
+    /// Whether readiness needs the broker: a worker's does (it cannot consume without it); an
+    /// API's does not (orders wait in the outbox while the broker is down).
+    pub ready_needs_broker: bool,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// How long an `Idempotency-Key` replays its order (`IDEMPOTENCY_TTL_HOURS`).
     pub idempotency_ttl: std::time::Duration,
-    /// Readiness fails when the oldest unpublished outbox row is older than this.
+    /// Readiness shows the outbox as lagging when its oldest unpublished row is older than this.
     pub outbox_lag_limit: std::time::Duration,
     /// Where dead letters are read and replayed.
     pub dead_letters: DeadLetterSettings,
@@ -80,6 +84,8 @@ pub struct DeadLetterSettings {
     pub amqp_url: String,
     /// Queue names.
     pub topology: shared::messaging::Topology,
+    /// The bound on each broker call (`BROKER_TIMEOUT_SECS`).
+    pub broker_timeout: std::time::Duration,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -248,6 +254,7 @@ mod tests {
             accounts: Accounts::new(true),
             outbox: OutboxSignal::default(),
             broker: BrokerHealth::default(),
+            ready_needs_broker: false,
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,
             idempotency_ttl: std::time::Duration::from_secs(3600),
@@ -255,6 +262,7 @@ mod tests {
             dead_letters: DeadLetterSettings {
                 amqp_url: "amqp://localhost".into(),
                 topology: shared::messaging::Topology::new("", shared::config::QueueType::Classic),
+                broker_timeout: std::time::Duration::from_secs(10),
             },
             passwords: PasswordGate::from_config(&shared::Config::from_env()),
         }
@@ -317,6 +325,37 @@ mod tests {
         assert!(unserved.is_empty(), "in the OpenAPI document but not served: {unserved:?}");
     }
 
+    /// utoipa's bounds take literals only; this keeps each one equal to the constant the server
+    /// checks, so the document cannot drift from the code.
+    #[test]
+    fn the_documents_bounds_are_the_constants_the_server_checks() {
+        let spec = serde_json::to_value(openapi()).unwrap();
+        let param = |path: &str, method: &str, name: &str| -> serde_json::Value {
+            let params = spec["paths"][path][method]["parameters"].as_array().unwrap();
+            params.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no {name} on {path}"))["schema"].clone()
+        };
+        let field = |component: &str, name: &str| spec["components"]["schemas"][component]["properties"][name].clone();
+        let as_usize = |v: &serde_json::Value| usize::try_from(v.as_u64().unwrap()).unwrap();
+
+        assert_eq!(param("/api/orders", "get", "page")["maximum"], list_orders::MAX_PAGE);
+        assert_eq!(param("/api/orders", "get", "pageSize")["maximum"], list_orders::MAX_PAGE_SIZE);
+        assert_eq!(field("CreateOrderRequest", "quantity")["maximum"], shared::domain::NewOrder::MAX_QUANTITY);
+        let key = param("/api/orders", "post", "Idempotency-Key");
+        assert_eq!(as_usize(&key["maxLength"]), create_order::MAX_IDEMPOTENCY_KEY_LEN);
+        assert_eq!(as_usize(&param("/api/dead-letters", "get", "limit")["maximum"]), dead_letters::MAX_LIMIT);
+
+        use shared::domain::account;
+        let create_user = |name: &str| field("CreateUserRequest", name);
+        assert_eq!(as_usize(&create_user("email")["maxLength"]), account::MAX_EMAIL_BYTES);
+        for name in [create_user("name"), field("UpdateUserRequest", "name")] {
+            assert_eq!(as_usize(&name["maxLength"]), account::MAX_NAME_CHARS);
+        }
+        for password in [create_user("password"), field("UpdateUserRequest", "password")] {
+            assert_eq!(as_usize(&password["minLength"]), account::MIN_PASSWORD_CHARS);
+            assert_eq!(as_usize(&password["maxLength"]), account::MAX_PASSWORD_BYTES);
+        }
+    }
+
     #[test]
     fn every_operation_documents_its_errors() {
         let spec = serde_json::to_value(openapi()).unwrap();
@@ -328,6 +367,15 @@ mod tests {
                 assert!(public || has_error, "{method} {path} documents no error response");
                 if operation.get("security").is_some() {
                     assert!(responses.contains_key("401"), "{method} {path} needs a token but documents no 401");
+                }
+                // A body can be malformed, too large or not JSON; a parameter can be malformed.
+                if operation.get("requestBody").is_some() {
+                    for code in ["400", "413", "415"] {
+                        assert!(responses.contains_key(code), "{method} {path} takes a body but documents no {code}");
+                    }
+                }
+                if operation.get("parameters").is_some_and(|p| p.as_array().is_some_and(|p| !p.is_empty())) {
+                    assert!(responses.contains_key("400"), "{method} {path} takes parameters but documents no 400");
                 }
                 // Every API operation reads the database or the broker: either can be down.
                 if path.starts_with("/api/") {

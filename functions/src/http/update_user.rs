@@ -17,6 +17,7 @@ use crate::accounts::hash_password;
 #[into_params(parameter_in = Path)]
 pub struct UserPath {
     /// The user id.
+    #[param(minimum = -9223372036854775808_i64, maximum = 9223372036854775807_i64)]
     pub id: i64,
 }
 
@@ -24,11 +25,17 @@ pub struct UserPath {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateUserRequest {
-    /// A new display name.
+    /// A new display name: 1 to 200 characters, not blank, no control characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: Option<String>,
-    /// A new password: at least 8 characters, not the published demo password.
+    /// A new password: 8 characters to 1024 bytes, not the published demo password.
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 1024)]
     password: Option<String>,
     /// Promote (true) or demote (false).
     #[serde(default)]

@@ -16,23 +16,6 @@ use crate::cluster::Cluster;
 const FAST_RETENTION: [(&str, &str); 3] =
     [("RETENTION_INTERVAL_SECS", "1"), ("ORPHAN_TIMEOUT_SECS", "15"), ("DEAD_WORKER_RETENTION_SECS", "15")];
 
-async fn admin_token(client: &reqwest::Client, api: &str) -> String {
-    let response: Value = client
-        .post(format!("{api}/api/auth/login"))
-        .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    response["token"].as_str().unwrap().to_owned()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
-}
-
 /// The journal row of the order's `OrderCreated` job: status, worker, last error.
 async fn payment_job(cluster: &Cluster, order_id: i64) -> Option<(String, Option<String>, Option<String>)> {
     sqlx::query_as(
@@ -129,11 +112,7 @@ async fn a_worker_killed_mid_payment_leaves_its_job_and_cron_run_marked_killed_b
         assert!(started_again, "the redelivery was never seen Running, so the case proved less than it says");
         cluster
             .until("the order to complete", Duration::from_secs(30), async || {
-                let status: String = sqlx::query_scalar("select status from orders where id = $1")
-                    .bind(order)
-                    .fetch_one(&cluster.pool)
-                    .await
-                    .unwrap();
+                let status = cluster.status_of(order).await;
                 status == "Completed"
             })
             .await;
@@ -179,8 +158,8 @@ async fn idempotency_keys_older_than_their_ttl_are_pruned_and_no_longer_replay()
     tokio::time::timeout(Duration::from_secs(120), async {
         let mut cluster = Cluster::new("retention-idempotency", &FAST_RETENTION).await;
         let api = cluster.start("api").await;
-        let (client, url) = (client(), cluster.processes[api].http.clone());
-        let token = admin_token(&client, &url).await;
+        let token = cluster.token().await;
+        let (client, url) = (reqwest::Client::new(), cluster.processes[api].http.clone());
         let create = async |key: &str| {
             client
                 .post(format!("{url}/api/orders"))
@@ -232,8 +211,8 @@ async fn absurd_pages_answer_400_and_a_deep_page_answers_correctly() {
         .execute(&cluster.pool)
         .await
         .unwrap();
-        let (client, url) = (client(), cluster.processes[api].http.clone());
-        let token = admin_token(&client, &url).await;
+        let token = cluster.token().await;
+        let (client, url) = (reqwest::Client::new(), cluster.processes[api].http.clone());
         let get = async |query: &str| {
             let response = client.get(format!("{url}/api/orders?{query}")).bearer_auth(&token).send().await.unwrap();
             (response.status(), response.json::<Value>().await.unwrap())

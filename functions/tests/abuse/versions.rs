@@ -5,44 +5,19 @@
 
 use std::time::Duration;
 
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::{AMQPValue, FieldTable},
-};
+use lapin::types::{AMQPValue, FieldTable};
 use shared::events::{EventType, SCHEMA_VERSION, SCHEMA_VERSION_HEADER};
 
 use crate::cluster::Cluster;
 
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
 /// Publishes `body` to `queue` (persistent, confirmed), with schema version `version` when
 /// given and without the header otherwise.
-async fn publish(queue: &str, body: &str, message_id: &str, version: Option<u32>) {
-    let connection =
-        tokio::time::timeout(Duration::from_secs(30), Connection::connect(AMQP, ConnectionProperties::default()))
-            .await
-            .expect("connecting to RabbitMQ timed out")
-            .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    let mut properties = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_message_id(message_id.into())
-        .with_correlation_id("abuse-suite".into());
+async fn publish(cluster: &Cluster, queue: &str, body: &str, message_id: &str, version: Option<u32>) {
+    let mut headers = FieldTable::default();
     if let Some(version) = version {
-        let mut headers = FieldTable::default();
         headers.insert(SCHEMA_VERSION_HEADER.into(), AMQPValue::LongLongInt(i64::from(version)));
-        properties = properties.with_headers(headers);
     }
-    let confirm = channel
-        .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body.as_bytes(), properties)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(confirm.is_ack(), "the broker refused the message");
-    let _ = connection.close(200, "done".into()).await;
+    cluster.publish_with_headers(queue, body.as_bytes(), message_id, headers).await;
 }
 
 /// Inserts one order in `status` and returns its id.
@@ -78,9 +53,16 @@ async fn an_event_with_an_extra_field_and_one_without_an_optional_field_are_both
         let body = format!(
             r#"{{"orderId":{created},"userId":1,"productId":1,"total":10.00,"currency":"EUR","coupon":{{"code":"X"}}}}"#
         );
-        publish(&cluster.topology.queue(EventType::OrderCreated), &body, "versions-extra", Some(SCHEMA_VERSION)).await;
+        publish(
+            &cluster,
+            &cluster.topology.queue(EventType::OrderCreated),
+            &body,
+            "versions-extra",
+            Some(SCHEMA_VERSION),
+        )
+        .await;
         let body = format!(r#"{{"orderId":{expired},"userId":1}}"#);
-        publish(&cluster.topology.queue(EventType::OrderExpired), &body, "versions-missing", None).await;
+        publish(&cluster, &cluster.topology.queue(EventType::OrderExpired), &body, "versions-missing", None).await;
 
         // Assert: the order completed with one notification; the expiry recorded once.
         cluster
@@ -90,11 +72,7 @@ async fn an_event_with_an_extra_field_and_one_without_an_optional_field_are_both
             })
             .await;
         cluster.settle(Duration::from_secs(60), false).await;
-        let status: String = sqlx::query_scalar("select status from orders where id = $1")
-            .bind(created)
-            .fetch_one(&cluster.pool)
-            .await
-            .unwrap();
+        let status = cluster.status_of(created).await;
         assert_eq!(status, "Completed");
         assert_eq!(
             count(
@@ -131,8 +109,14 @@ async fn an_event_of_a_newer_schema_version_is_dead_lettered_with_the_reason_and
 
         // Act: an OrderCreated that decodes fine, but from a newer major version.
         let body = format!(r#"{{"orderId":{id},"userId":1,"productId":1,"total":10.00}}"#);
-        publish(&cluster.topology.queue(EventType::OrderCreated), &body, "versions-newer", Some(SCHEMA_VERSION + 1))
-            .await;
+        publish(
+            &cluster,
+            &cluster.topology.queue(EventType::OrderCreated),
+            &body,
+            "versions-newer",
+            Some(SCHEMA_VERSION + 1),
+        )
+        .await;
 
         // Assert: in the error queue, journaled with the reason; the order untouched.
         let error_queue = cluster.topology.error_queue(EventType::OrderCreated);
@@ -152,11 +136,7 @@ async fn an_event_of_a_newer_schema_version_is_dead_lettered_with_the_reason_and
                 errors.iter().flatten().any(|e| e.contains(&reason))
             })
             .await;
-        let status: String = sqlx::query_scalar("select status from orders where id = $1")
-            .bind(id)
-            .fetch_one(&cluster.pool)
-            .await
-            .unwrap();
+        let status = cluster.status_of(id).await;
         assert_eq!(status, "Pending", "a message of a newer version was (half-)applied");
         assert_eq!(count(&cluster, "select count(*) from notifications where order_id = $1", id).await, 0);
         assert_eq!(count(&cluster, "select count(*) from outbox where order_id = $1", id).await, 0);

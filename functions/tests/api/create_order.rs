@@ -93,3 +93,27 @@ async fn a_price_of_exactly_the_maximum_is_accepted_and_one_cent_more_is_refused
     assert_eq!(error["error"]["field"], "price", "{error}");
     assert_eq!(app.count("orders").await, 1);
 }
+
+#[tokio::test]
+async fn ids_and_quantities_written_as_integral_floats_are_the_integers_the_document_allows() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    // JSON Schema's `integer` admits 3.0 and 2e0; the document says `integer`, so the server must too.
+    let response = app
+        .create_order(&token, &serde_json::json!({ "userId": 1.0, "productId": 2e0, "quantity": 3.0, "price": 1.5 }))
+        .await;
+    let fraction = app
+        .create_order(&token, &serde_json::json!({ "userId": 1, "productId": 2, "quantity": 3.5, "price": 1.5 }))
+        .await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(
+        (order["userId"].as_i64(), order["productId"].as_i64(), order["quantity"].as_i64()),
+        (Some(1), Some(2), Some(3))
+    );
+    assert_eq!(fraction.status(), StatusCode::BAD_REQUEST);
+    let error: Value = fraction.json().await.unwrap();
+    assert_eq!(error["error"]["field"], "quantity");
+}

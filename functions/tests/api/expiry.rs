@@ -186,7 +186,7 @@ async fn a_tick_that_expires_orders_wakes_the_relay_so_their_events_leave_before
         Arc::new(Publisher::new(amqp_url(), app.topology())),
         signal.clone(),
         Arc::new(Metrics::default()),
-        RelaySettings { batch_size: 50, poll_interval: Duration::from_secs(60), max_attempts: 4 },
+        RelaySettings { batch_size: 50, poll_interval: Duration::from_secs(60), max_attempts: 4, max_rejections: 10 },
     );
     let relay = tokio::spawn(relay.run(stop.clone()));
     // Its first pass sends the order's OrderCreated; then it waits for a signal or the poll.

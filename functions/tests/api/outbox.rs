@@ -34,7 +34,7 @@ fn start_relay(app: &TestApp, stop: &CancellationToken) -> tokio::task::JoinHand
         Arc::new(Publisher::new(amqp_url(), app.topology())),
         OutboxSignal::default(),
         Arc::new(Metrics::default()),
-        RelaySettings { batch_size: 50, poll_interval: Duration::from_millis(20), max_attempts: 4 },
+        RelaySettings { batch_size: 50, poll_interval: Duration::from_millis(20), max_attempts: 4, max_rejections: 10 },
     );
     tokio::spawn(relay.run(stop.clone()))
 }
@@ -58,10 +58,14 @@ async fn with_the_broker_unreachable_orders_are_taken_and_published_once_it_is_r
     .await;
     assert!(error.contains("unavailable"), "{error}");
     assert_eq!(unsent(&app.pool).await, 1);
+    // The API stays ready (the outbox holds the order) and says what waits.
     let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(ready.headers().contains_key("retry-after"));
-    assert_eq!(ready.json::<Value>().await.unwrap()["checks"]["broker"], "down");
+    assert_eq!(ready.status(), StatusCode::OK);
+    let checks = ready.json::<Value>().await.unwrap()["checks"].clone();
+    assert_eq!(checks["broker"], "down", "{checks}");
+    assert_eq!(checks["outboxUnsent"], 1, "{checks}");
+    assert_eq!(checks["outboxParked"], 0, "{checks}");
+    assert!(checks["outboxOldestUnsentSecs"].as_i64().is_some(), "{checks}");
 
     // A relay that can reach the broker drains the backlog.
     let stop = CancellationToken::new();

@@ -117,21 +117,23 @@ async fn health_and_metrics_answer_without_a_token() {
     let app = spawn_app().await;
 
     let live = app.client.get(app.url("/health/live")).send().await.unwrap();
-    let ready = crate::helpers::eventually("readiness", Duration::from_secs(10), || async {
+    let checks = crate::helpers::eventually("readiness, the relay connected", Duration::from_secs(10), || async {
         let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
-        (response.status() == StatusCode::OK).then_some(response)
+        let ready = response.status() == StatusCode::OK;
+        let checks = response.json::<Value>().await.unwrap()["checks"].clone();
+        (ready && checks["broker"] == "up").then_some(checks)
     })
     .await;
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
 
     assert_eq!(live.status(), StatusCode::OK);
-    let checks = ready.json::<Value>().await.unwrap()["checks"].clone();
     assert_eq!((&checks["database"], &checks["broker"], &checks["outbox"]), (&json!("up"), &json!("up"), &json!("up")));
     assert!(
         metrics.contains(r#"orderflow_http_requests_total{method="GET",route="/health/live",status="200"} 1"#),
         "{metrics}"
     );
     assert!(metrics.contains("orderflow_outbox_unsent 0"), "{metrics}");
+    assert!(metrics.contains("orderflow_outbox_parked 0"), "{metrics}");
 }
 
 #[tokio::test]
@@ -163,7 +165,7 @@ async fn the_api_documents_itself_without_a_token() {
 }
 
 #[tokio::test]
-async fn readiness_is_503_while_the_outbox_lags_and_200_once_it_caught_up() {
+async fn an_api_stays_ready_while_its_outbox_lags_and_shows_the_lag_until_it_caught_up() {
     // The relay polls only every ten minutes here: between polls it runs only when this process
     // commits an outbox row, so a row written behind its back waits.
     let app = crate::helpers::spawn_app_with(|c| {
@@ -171,9 +173,15 @@ async fn readiness_is_503_while_the_outbox_lags_and_200_once_it_caught_up() {
         c.outbox_poll_ms = 600_000;
     })
     .await;
-    crate::helpers::eventually("readiness (the relay connected)", Duration::from_secs(10), || async {
+    let outbox_check = async || {
         let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
-        (response.status() == StatusCode::OK).then_some(())
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        (status, body)
+    };
+    crate::helpers::eventually("the relay to connect", Duration::from_secs(10), || async {
+        let (_, body) = outbox_check().await;
+        (body["checks"]["broker"] == "up").then_some(())
     })
     .await;
     // An event written ten minutes ago and not published yet.
@@ -186,20 +194,44 @@ async fn readiness_is_503_while_the_outbox_lags_and_200_once_it_caught_up() {
     .await
     .unwrap();
 
-    let lagging = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    let (status, body) = outbox_check().await;
 
-    assert_eq!(lagging.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(lagging.headers().contains_key("retry-after"));
-    let body: Value = lagging.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["checks"]["outbox"], "lagging", "{body}");
+    assert_eq!(body["checks"]["outboxUnsent"], 1, "{body}");
     assert!(body["checks"]["outboxOldestUnsentSecs"].as_i64().is_some_and(|s| s >= 600), "{body}");
 
     // A new order wakes the relay, which publishes the backlog with it.
     let token = app.admin_token().await;
     assert_eq!(app.create_order(&token, &crate::helpers::order_body()).await.status(), StatusCode::CREATED);
-    crate::helpers::eventually("readiness once the relay published the row", Duration::from_secs(15), || async {
-        let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
-        (response.status() == StatusCode::OK).then_some(())
+    crate::helpers::eventually("the outbox once the relay published the row", Duration::from_secs(15), || async {
+        let (_, body) = outbox_check().await;
+        (body["checks"]["outbox"] == "up" && body["checks"]["outboxUnsent"] == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_worker_is_not_ready_while_it_cannot_reach_the_broker_and_an_api_is() {
+    let unreachable = |c: &mut shared::Config| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        c.amqp_url = format!("amqp://guest:guest@{}/%2f", listener.local_addr().unwrap());
+    };
+    let worker = crate::helpers::app()
+        .role(orderflow::app::Role::Worker(orderflow::registry::Function::ALL.to_vec()))
+        .config(unreachable)
+        .spawn()
+        .await;
+    let api = crate::helpers::app().config(unreachable).spawn().await;
+
+    let worker_ready = worker.client.get(worker.url("/health/ready")).send().await.unwrap();
+    let api_ready = api.client.get(api.url("/health/ready")).send().await.unwrap();
+
+    assert_eq!(worker_ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(worker_ready.headers().contains_key("retry-after"));
+    let body: Value = worker_ready.json().await.unwrap();
+    assert_eq!((&body["checks"]["database"], &body["checks"]["broker"]), (&json!("up"), &json!("down")), "{body}");
+    assert_eq!(body["error"]["code"], "dependency_unavailable", "{body}");
+    assert_eq!(api_ready.status(), StatusCode::OK);
+    assert_eq!(api_ready.json::<Value>().await.unwrap()["checks"]["broker"], "down");
 }

@@ -185,7 +185,22 @@ impl Cluster {
         self.processes.iter().find(|p| p.role == "api" || p.role == "all").expect("the cluster has no API process")
     }
 
-    async fn token(&mut self) -> String {
+    /// Sends an admin's request to the API (`body` as JSON when given). Returns the status and
+    /// the JSON body (`null` when there is none).
+    #[allow(dead_code, reason = "used by the abuse suite (its relay cases), not by the fault suite")]
+    pub async fn admin_request(&mut self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let token = self.token().await;
+        let mut request = self.client.request(method, format!("{}{path}", self.api().http)).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// An admin's token from the API (logged in once, then reused).
+    pub async fn token(&mut self) -> String {
         if let Some(token) = &self.token {
             return token.clone();
         }
@@ -224,10 +239,31 @@ impl Cluster {
         ids
     }
 
+    /// Runs `orderflow <args>` (a CLI command) with the cluster's settings; fails the case if it
+    /// fails. Returns its standard output.
+    #[allow(dead_code, reason = "used by the abuse suite (its relay cases), not by the fault suite")]
+    pub async fn cli(&self, args: &[&str]) -> String {
+        let output = tokio::time::timeout(
+            CALL_TIMEOUT,
+            Command::new(env!("CARGO_BIN_EXE_orderflow")).args(args).envs(&self.env).kill_on_drop(true).output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("orderflow {args:?} did not finish within {CALL_TIMEOUT:?}"))
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "orderflow {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
     /// Sends SIGKILL to process `index`.
     pub async fn kill(&mut self, index: usize) {
         let process = &mut self.processes[index];
         process.child.kill().await.unwrap();
+        process.role = format!("{} (killed)", process.role);
     }
 
     /// Sends SIGTERM to process `index` and returns how long it took to exit, and its status.
@@ -241,24 +277,32 @@ impl Cluster {
             .await
             .expect("the process did not exit within 60 s of SIGTERM")
             .unwrap();
+        process.role = format!("{} (exited)", process.role);
         (started.elapsed(), exit)
     }
 
     /// Publishes a raw message (persistent, confirmed) to one of the cluster's queues.
     pub async fn publish(&self, queue: &str, body: &[u8], message_id: &str) {
+        self.publish_with_headers(queue, body, message_id, FieldTable::default()).await;
+    }
+
+    /// [`Cluster::publish`] with these AMQP headers.
+    pub async fn publish_with_headers(&self, queue: &str, body: &[u8], message_id: &str, headers: FieldTable) {
         let connection = connect_broker().await;
         let channel = connection.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_message_id(message_id.into())
-            .with_correlation_id("fault-suite".into());
-        channel
+            .with_correlation_id("fault-suite".into())
+            .with_headers(headers);
+        let confirm = channel
             .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
             .await
             .unwrap()
             .await
             .unwrap();
+        assert!(confirm.is_ack(), "the broker refused the message");
         let _ = connection.close(200, "done".into()).await;
     }
 
@@ -278,6 +322,11 @@ impl Cluster {
             .message_count();
         let _ = connection.close(200, "done".into()).await;
         depth
+    }
+
+    /// The status of order `id`.
+    pub async fn status_of(&self, id: i64) -> String {
+        sqlx::query_scalar("select status from orders where id = $1").bind(id).fetch_one(&self.pool).await.unwrap()
     }
 
     /// A scalar from the cluster's database.
@@ -451,17 +500,20 @@ pub async fn run(program: &str, args: &[&str]) {
     );
 }
 
-/// Makes sure RabbitMQ and PostgreSQL run again when a case ends, whatever happened in it: the
-/// suite must leave the services running.
+/// Makes sure RabbitMQ and PostgreSQL run again when a case ends, whatever happened in it (the
+/// RabbitMQ application started, its memory watermark back at the default 0.4, which the abuse
+/// suite's alarm case lowers): the suites must leave the services running.
 pub struct ServicesGuard;
 
 impl Drop for ServicesGuard {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-q", "start_app"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        for args in [&["-q", "start_app"][..], &["-q", "set_vm_memory_high_watermark", "0.4"]] {
+            let _ = std::process::Command::new("rabbitmqctl")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let version = std::fs::read_dir("/etc/postgresql")
             .ok()
             .and_then(|mut entries| entries.next())

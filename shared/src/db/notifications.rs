@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use crate::domain::{Money, OrderStatus};
 
 /// The kinds of notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum NotificationType {
     /// The order was paid.
     OrderCompleted,

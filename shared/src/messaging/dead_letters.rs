@@ -7,7 +7,7 @@
 //! or (briefly) both, never in none. A replayed message whose effect already happened is
 //! harmless, because every function is idempotent.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, future::Future, time::Duration};
 
 use anyhow::Context;
 use lapin::{
@@ -29,9 +29,10 @@ pub struct DeadLetter {
     pub message_id: Option<String>,
     /// The queue it came from and is replayed into.
     pub queue: String,
-    /// The error queue it sits in.
+    /// The error queue it sits in (`outbox` for an outbox row parked after `OUTBOX_MAX_ATTEMPTS`
+    /// refusals: it never reached the broker).
     pub error_queue: String,
-    /// Why RabbitMQ dead-lettered it (`rejected`, `expired`, …).
+    /// Why RabbitMQ dead-lettered it (`rejected`, `expired`, …), or `parked`.
     pub reason: Option<String>,
     /// How many times it was dead-lettered.
     pub deaths: i64,
@@ -57,6 +58,7 @@ pub enum ReplaySelection {
 pub struct DeadLetters {
     connection: Connection,
     topology: Topology,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -66,21 +68,27 @@ impl std::fmt::Debug for DeadLetters {
 }
 
 impl DeadLetters {
-    /// Connects to the broker (declaring the topology, so every error queue exists).
+    /// Connects to the broker (declaring the topology, so every error queue exists). Each broker
+    /// call after this (and connecting itself) may take at most `timeout`: a broker under a
+    /// resource alarm blocks publishers, and a replay publishes.
     ///
     /// # Errors
-    /// The broker is unreachable.
-    pub async fn connect(url: &str, topology: Topology) -> anyhow::Result<Self> {
-        let connection = Connection::connect(
-            &super::connection_url(url),
-            ConnectionProperties::default().with_connection_name("orderflow-dlq".into()),
-        )
-        .await
-        .context("Failed to connect to RabbitMQ")?;
-        let channel = connection.create_channel().await?;
-        topology.declare(&channel).await.context("Failed to declare the queues")?;
-        let _ = channel.close(200, "done".into()).await;
-        Ok(DeadLetters { connection, topology })
+    /// The broker is unreachable or did not answer in time.
+    pub async fn connect(url: &str, topology: Topology, timeout: Duration) -> anyhow::Result<Self> {
+        let connecting = async {
+            let connection = Connection::connect(
+                &super::connection_url(url),
+                ConnectionProperties::default().with_connection_name("orderflow-dlq".into()),
+            )
+            .await
+            .context("Failed to connect to RabbitMQ")?;
+            let channel = connection.create_channel().await?;
+            topology.declare(&channel).await.context("Failed to declare the queues")?;
+            let _ = channel.close(200, "done".into()).await;
+            anyhow::Ok(connection)
+        };
+        let connection = bounded(timeout, "connecting to RabbitMQ", connecting).await?;
+        Ok(DeadLetters { connection, topology, timeout })
     }
 
     fn events(event: Option<EventType>) -> Vec<EventType> {
@@ -96,10 +104,10 @@ impl DeadLetters {
         let mut letters = Vec::new();
         for event in Self::events(event) {
             // Unacknowledged gets go back to the queue, in order, when the channel closes.
-            let channel = self.connection.create_channel().await?;
+            let channel = bounded(self.timeout, "opening a channel", self.connection.create_channel()).await?;
             let error_queue = self.topology.error_queue(event);
             for _ in 0..limit {
-                let Some(message) = get(&channel, &error_queue).await? else { break };
+                let Some(message) = bounded(self.timeout, "reading", get(&channel, &error_queue)).await? else { break };
                 letters.push(self.describe(event, &message));
             }
             let _ = channel.close(200, "listed".into()).await;
@@ -120,21 +128,19 @@ impl DeadLetters {
         for event in events {
             let error_queue = self.topology.error_queue(event);
             let queue = self.topology.queue(event);
-            let reader = self.connection.create_channel().await?;
-            let writer = self.connection.create_channel().await?;
-            writer.confirm_select(ConfirmSelectOptions::default()).await?;
+            let reader = bounded(self.timeout, "opening a channel", self.connection.create_channel()).await?;
+            let writer = bounded(self.timeout, "opening a channel", self.connection.create_channel()).await?;
+            bounded(self.timeout, "selecting confirms", writer.confirm_select(ConfirmSelectOptions::default())).await?;
             // Look at each message at most once: what we skip stays unacknowledged until the
             // reader closes, and what we replay is acknowledged.
-            let depth = reader
-                .queue_declare(
-                    error_queue.as_str().into(),
-                    lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
-                    FieldTable::default(),
-                )
-                .await?
-                .message_count();
+            let declared = reader.queue_declare(
+                error_queue.as_str().into(),
+                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            );
+            let depth = bounded(self.timeout, "counting dead letters", declared).await?.message_count();
             for _ in 0..depth {
-                let Some(message) = get(&reader, &error_queue).await? else { break };
+                let Some(message) = bounded(self.timeout, "reading", get(&reader, &error_queue)).await? else { break };
                 let wanted = match selection {
                     ReplaySelection::All(_) => true,
                     ReplaySelection::Id { message_id, .. } => {
@@ -144,8 +150,9 @@ impl DeadLetters {
                 if !wanted {
                     continue;
                 }
-                publish(&writer, &queue, &message).await?;
-                reader.basic_ack(message.delivery.delivery_tag, BasicAckOptions::default()).await?;
+                bounded(self.timeout, "replaying", publish(&writer, &queue, &message)).await?;
+                let ack = reader.basic_ack(message.delivery.delivery_tag, BasicAckOptions::default());
+                bounded(self.timeout, "acknowledging", ack).await?;
                 tracing::info!(
                     message.id = message.delivery.properties.message_id().as_ref().map_or("-", |id| id.as_str()),
                     queue = %queue,
@@ -178,9 +185,20 @@ impl DeadLetters {
         }
     }
 
-    /// Closes the connection.
+    /// Closes the connection (waiting for the broker at most the timeout).
     pub async fn close(self) {
-        let _ = self.connection.close(200, "done".into()).await;
+        let _ = tokio::time::timeout(self.timeout, self.connection.close(200, "done".into())).await;
+    }
+}
+
+/// `call`, failed with what it was `doing` when the broker has not answered within `timeout`.
+async fn bounded<T, E>(timeout: Duration, doing: &str, call: impl Future<Output = Result<T, E>>) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => anyhow::bail!("the broker did not answer within {timeout:?} while {doing}"),
     }
 }
 

@@ -3,6 +3,11 @@
 //!
 //! A batch is sent in one go and its confirms are awaited together: one broker round trip per
 //! batch instead of one per message.
+//!
+//! Every broker call is bounded by the publisher's timeout (`BROKER_TIMEOUT_SECS`): connecting,
+//! sending a batch, and awaiting its confirms each take at most that long. A broker under a
+//! memory or disk alarm blocks publishing connections without closing them; without the bound
+//! a publish would wait for the alarm to clear, however long that takes.
 
 use std::{sync::Mutex, time::Duration};
 
@@ -14,8 +19,8 @@ use lapin::{
 
 use super::Topology;
 
-/// How long a batch may wait for its confirms before it counts as failed.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+/// The bound on each broker call, unless [`Publisher::with_timeout`] sets another.
+pub const DEFAULT_BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A message to publish to a queue through the default exchange.
 #[derive(Debug, Clone, Copy)]
@@ -46,9 +51,10 @@ pub enum PublishError {
     /// The broker refused the message (nack).
     #[error("broker nacked the message")]
     Nacked,
-    /// No confirm arrived in time.
-    #[error("no publisher confirm within {0:?}")]
-    Timeout(Duration),
+    /// The broker did not answer in time (connecting, sending, or confirming); a broker under a
+    /// resource alarm blocks publishers like this.
+    #[error("the broker did not answer within {1:?} while {0}")]
+    Timeout(&'static str, Duration),
 }
 
 struct Link {
@@ -61,6 +67,7 @@ struct Link {
 pub struct Publisher {
     url: String,
     topology: Topology,
+    timeout: Duration,
     link: tokio::sync::Mutex<Option<Link>>,
     // A second handle on the live connection, readable without waiting for a publish in flight.
     health: Mutex<Option<ConnectionStatus>>,
@@ -75,7 +82,25 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// A publisher that connects on first use.
     pub fn new(url: impl Into<String>, topology: Topology) -> Self {
-        Publisher { url: url.into(), topology, link: tokio::sync::Mutex::new(None), health: Mutex::new(None) }
+        Publisher {
+            url: url.into(),
+            topology,
+            timeout: DEFAULT_BROKER_TIMEOUT,
+            link: tokio::sync::Mutex::new(None),
+            health: Mutex::new(None),
+        }
+    }
+
+    /// Bounds each broker call (connecting, sending a batch, awaiting its confirms) by `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The bound on each broker call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The topology messages are routed by.
@@ -101,20 +126,28 @@ impl Publisher {
         let alive = link.as_ref().is_some_and(|l| l.connection.status().connected() && l.channel.status().connected());
         if !alive {
             *link = None;
-            let connection = Connection::connect(
-                &super::connection_url(&self.url),
-                ConnectionProperties::default().with_connection_name("orderflow-publisher".into()),
-            )
-            .await
-            .map_err(unavailable)?;
-            let channel = connection.create_channel().await.map_err(unavailable)?;
-            channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
-            self.topology.declare(&channel).await.map_err(unavailable)?;
-            *self.health.lock().expect("publisher health lock poisoned") = Some(connection.status().clone());
+            let connected = tokio::time::timeout(self.timeout, self.open())
+                .await
+                .map_err(|_| PublishError::Timeout("connecting", self.timeout))??;
+            *self.health.lock().expect("publisher health lock poisoned") = Some(connected.connection.status().clone());
             tracing::info!("publisher connected to RabbitMQ");
-            *link = Some(Link { connection, channel });
+            *link = Some(connected);
         }
         Ok(&link.as_ref().expect("link was just set").channel)
+    }
+
+    /// Connects, opens a confirming channel and declares the topology.
+    async fn open(&self) -> Result<Link, PublishError> {
+        let connection = Connection::connect(
+            &super::connection_url(&self.url),
+            ConnectionProperties::default().with_connection_name("orderflow-publisher".into()),
+        )
+        .await
+        .map_err(unavailable)?;
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
+        self.topology.declare(&channel).await.map_err(unavailable)?;
+        Ok(Link { connection, channel })
     }
 
     /// Publishes every message, then awaits all confirms. Returns one result per message, in
@@ -128,37 +161,46 @@ impl Publisher {
     ) -> Result<Vec<Result<(), PublishError>>, PublishError> {
         let mut link = self.link.lock().await;
         let channel = self.ensure_link(&mut link).await?;
-        let mut confirms = Vec::with_capacity(messages.len());
-        for message in messages {
-            let properties = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into())
-                .with_message_id(message.message_id.into())
-                .with_correlation_id(message.correlation_id.into())
-                .with_type(message.kind.into())
-                .with_timestamp(message.timestamp)
-                .with_headers(schema_version_headers());
-            let sent = channel
-                .basic_publish(
-                    "".into(),
-                    message.queue.into(),
-                    // mandatory: an unroutable message comes back instead of vanishing.
-                    BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
-                    message.body,
-                    properties,
-                )
-                .await;
-            match sent {
-                Ok(confirm) => confirms.push(confirm),
-                Err(e) => {
-                    *link = None;
-                    return Err(unavailable(e));
-                }
+        let sending = async {
+            let mut confirms = Vec::with_capacity(messages.len());
+            for message in messages {
+                let properties = BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into())
+                    .with_message_id(message.message_id.into())
+                    .with_correlation_id(message.correlation_id.into())
+                    .with_type(message.kind.into())
+                    .with_timestamp(message.timestamp)
+                    .with_headers(schema_version_headers());
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        message.queue.into(),
+                        // mandatory: an unroutable message comes back instead of vanishing.
+                        BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                        message.body,
+                        properties,
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                confirms.push(confirm);
             }
-        }
-        let Ok(results) = tokio::time::timeout(CONFIRM_TIMEOUT, join_all(confirms)).await else {
+            Ok::<_, PublishError>(confirms)
+        };
+        let confirms = match tokio::time::timeout(self.timeout, sending).await {
+            Ok(Ok(confirms)) => confirms,
+            Ok(Err(e)) => {
+                *link = None;
+                return Err(e);
+            }
+            Err(_) => {
+                *link = None;
+                return Err(PublishError::Timeout("sending", self.timeout));
+            }
+        };
+        let Ok(results) = tokio::time::timeout(self.timeout, join_all(confirms)).await else {
             *link = None;
-            return Err(PublishError::Timeout(CONFIRM_TIMEOUT));
+            return Err(PublishError::Timeout("awaiting confirms", self.timeout));
         };
         let mut outcome = Vec::with_capacity(results.len());
         for (message, result) in messages.iter().zip(results) {
@@ -177,10 +219,13 @@ impl Publisher {
         Ok(outcome)
     }
 
-    /// Closes the connection, if any.
+    /// Closes the connection, if any, waiting at most a second for the broker: a broker under a
+    /// resource alarm never answers the close, and the socket closes with the process anyway.
     pub async fn close(&self) {
-        if let Some(link) = self.link.lock().await.take() {
-            let _ = link.connection.close(200, "shutdown".into()).await;
+        const PATIENCE: Duration = Duration::from_secs(1);
+        let taken = tokio::time::timeout(PATIENCE, self.link.lock()).await.ok().and_then(|mut link| link.take());
+        if let Some(link) = taken {
+            let _ = tokio::time::timeout(PATIENCE, link.connection.close(200, "shutdown".into())).await;
         }
         *self.health.lock().expect("publisher health lock poisoned") = None;
     }

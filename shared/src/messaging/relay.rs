@@ -1,13 +1,19 @@
 //! The outbox relay: publishes unsent outbox rows with confirms and marks them sent.
 //!
-//! - Batches: claim up to `batch_size` rows (`for update skip locked`, so several relays in
+//! - Batches: lease up to `batch_size` rows ([`outbox::claim`]: one committed statement, so no
+//!   row lock or transaction is held while the broker is talked to, and several relays in
 //!   several processes never publish the same row concurrently), publish them all, await the
-//!   confirms together, mark the confirmed ones sent, commit.
+//!   confirms together, mark the confirmed ones sent. Every broker call has a timeout, so a
+//!   broker under a resource alarm fails the batch instead of hanging it; shutdown abandons a
+//!   batch in flight and hands its rows back.
 //! - Wakes at once when this process commits outbox rows ([`OutboxSignal`]), and polls on a
 //!   short timer for rows other processes wrote.
-//! - Never loses or stalls a row: when the broker or the database is down the batch stays
-//!   unsent, the error is recorded, and the relay retries with capped, jittered backoff until
-//!   it drains the backlog.
+//! - Never loses or stalls a row: when the broker or the database is down (or blocked) the batch
+//!   stays unsent, the error is recorded, and the relay retries with capped, jittered backoff
+//!   until it drains the backlog. A row the broker refuses on its own (unroutable, nacked)
+//!   waits with its own backoff while the rows behind it go on, and after `max_rejections`
+//!   refusals it is parked: out of the batches, counted, and listed and replayable as a dead
+//!   letter.
 //! - A row published but not marked (the process died between confirm and commit) is published
 //!   again: delivery is at-least-once and every function is idempotent.
 
@@ -53,7 +59,12 @@ pub struct RelaySettings {
     pub poll_interval: Duration,
     /// Attempts a job may take (`MAX_RETRIES` + 1), reported with the Pending journal entries.
     pub max_attempts: i32,
+    /// Refusals of one row by the broker (`OUTBOX_MAX_ATTEMPTS`) after which it is parked.
+    pub max_rejections: i32,
 }
+
+/// The first wait of a refused row before its next attempt; it doubles with each refusal.
+const REJECTION_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Moves outbox rows to RabbitMQ.
 #[derive(Debug, Clone)]
@@ -86,7 +97,11 @@ impl OutboxRelay {
         metrics: Arc<Metrics>,
         settings: RelaySettings,
     ) -> Self {
-        let settings = RelaySettings { batch_size: settings.batch_size.max(1), ..settings };
+        let settings = RelaySettings {
+            batch_size: settings.batch_size.max(1),
+            max_rejections: settings.max_rejections.max(1),
+            ..settings
+        };
         OutboxRelay { pool, publisher, signal, metrics, journal: None, settings }
     }
 
@@ -110,7 +125,7 @@ impl OutboxRelay {
             if shutdown.is_cancelled() {
                 break;
             }
-            let wait = match self.relay_batch().await {
+            let wait = match self.relay_batch_until(&shutdown).await {
                 // A full batch: there is probably more, go again at once.
                 Ok(sent) if sent as i64 >= self.settings.batch_size => {
                     backoff = reconnect_backoff();
@@ -142,16 +157,27 @@ impl OutboxRelay {
         tracing::info!("outbox relay stopped");
     }
 
-    /// Publishes one batch of unsent rows. Returns how many were published.
+    /// Publishes one batch of unsent rows. Returns how many rows it handled: published, or
+    /// refused by the broker and put back (or parked).
     ///
     /// # Errors
     /// The database or broker failed; unpublished rows stay unsent with the error recorded.
     pub async fn relay_batch(&self) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await.context("Failed to begin the outbox transaction")?;
-        let batch =
-            outbox::claim_unsent(&mut tx, self.settings.batch_size).await.context("Failed to claim outbox rows")?;
+        self.relay_batch_until(&CancellationToken::new()).await
+    }
+
+    /// How long a claimed batch stays leased: longer than its broker calls can take (connecting,
+    /// sending, confirming, each bounded by the publisher's timeout), so a live relay never
+    /// loses its batch to another; short enough that a dead relay's rows are taken over soon.
+    fn lease(&self) -> Duration {
+        self.publisher.timeout() * 3 + Duration::from_secs(10)
+    }
+
+    async fn relay_batch_until(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
+        let batch = outbox::claim(&self.pool, self.settings.batch_size, self.lease())
+            .await
+            .context("Failed to claim outbox rows")?;
         if batch.is_empty() {
-            drop(tx);
             // Stay connected while idle, so readiness reports the broker and an outage is
             // noticed within one poll interval rather than at the next order.
             if !self.publisher.is_connected() {
@@ -160,11 +186,18 @@ impl OutboxRelay {
             return Ok(0);
         }
         let topology = self.publisher.topology();
-        let events: Vec<EventType> = batch
+        let all_ids: Vec<i64> = batch.iter().map(|row| row.id).collect();
+        let events = match batch
             .iter()
             .map(|row| row.event_type.parse::<EventType>().map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()
-            .context("An outbox row has an unknown event type")?;
+            .collect::<anyhow::Result<Vec<_>>>()
+        {
+            Ok(events) => events,
+            Err(e) => {
+                outbox::release(&self.pool, &all_ids).await.context("Failed to hand outbox rows back")?;
+                return Err(e).context("An outbox row has an unknown event type");
+            }
+        };
         let queues: Vec<String> = events.iter().map(|event| topology.queue(*event)).collect();
         let message_ids: Vec<String> = batch.iter().map(|row| row.message_id.to_string()).collect();
         let messages: Vec<OutgoingMessage<'_>> = batch
@@ -182,21 +215,28 @@ impl OutboxRelay {
             .collect();
 
         let started = Utc::now();
-        let outcome = self.publisher.publish(&messages).await;
-        let all_ids: Vec<i64> = batch.iter().map(|row| row.id).collect();
+        let outcome = tokio::select! {
+            outcome = self.publisher.publish(&messages) => outcome,
+            () = shutdown.cancelled() => {
+                // What was sent unconfirmed may arrive; it is published again later, and every
+                // function is idempotent.
+                outbox::release(&self.pool, &all_ids).await.context("Failed to hand outbox rows back")?;
+                tracing::info!(rows = all_ids.len(), "outbox batch abandoned at shutdown; its rows go out later");
+                return Ok(0);
+            }
+        };
         let results = match outcome {
             Ok(results) => results,
             Err(e) => {
                 self.metrics.outbox_publish_failures.inc_by(all_ids.len() as u64);
-                outbox::record_failure(&mut tx, &all_ids, &e.to_string())
+                outbox::record_failure(&self.pool, &all_ids, &e.to_string())
                     .await
                     .context("Failed to record a publish failure")?;
-                tx.commit().await.context("Failed to commit the outbox transaction")?;
                 return Err(e).context(format!("Failed to publish {} outbox rows", batch.len()));
             }
         };
         let (mut sent, mut queued) = (Vec::new(), Vec::new());
-        let (mut failed, mut first_error) = (Vec::new(), None);
+        let mut refused: Vec<(String, Vec<i64>)> = Vec::new();
         for (((row, result), queue), event) in batch.iter().zip(results).zip(queues).zip(&events) {
             match result {
                 Ok(()) => {
@@ -214,31 +254,42 @@ impl OutboxRelay {
                     });
                 }
                 Err(e) => {
-                    failed.push(row.id);
-                    first_error.get_or_insert(e);
+                    let error = e.to_string();
+                    match refused.iter_mut().find(|(known, _)| *known == error) {
+                        Some((_, ids)) => ids.push(row.id),
+                        None => refused.push((error, vec![row.id])),
+                    }
                 }
             }
         }
-        outbox::mark_sent(&mut tx, &sent).await.context("Failed to mark outbox rows sent")?;
-        if let Some(error) = &first_error {
-            outbox::record_failure(&mut tx, &failed, &error.to_string())
-                .await
-                .context("Failed to record a publish failure")?;
-        }
-        tx.commit().await.context("Failed to commit the outbox transaction")?;
+        outbox::mark_sent(&self.pool, &sent, started).await.context("Failed to mark outbox rows sent")?;
         if let Some(journaling) = &self.journal {
             queued.into_iter().for_each(|entry| journaling.journal.record(entry));
         }
         self.metrics.outbox_published.inc_by(sent.len() as u64);
-        self.metrics.outbox_publish_failures.inc_by(failed.len() as u64);
+        let mut handled = sent.len();
+        for (error, ids) in refused {
+            handled += ids.len();
+            self.metrics.outbox_publish_failures.inc_by(ids.len() as u64);
+            let parked =
+                outbox::record_rejection(&self.pool, &ids, &error, REJECTION_BACKOFF, self.settings.max_rejections)
+                    .await
+                    .context("Failed to record a refused publish")?;
+            tracing::warn!(rows = ids.len(), error = %error, "the broker refused outbox rows; they are retried later");
+            for message_id in parked {
+                tracing::error!(
+                    message.id = %message_id,
+                    error = %error,
+                    refusals = self.settings.max_rejections,
+                    "outbox row parked: the broker refused it every time; see `orderflow dlq list`, replay it once the cause is fixed"
+                );
+            }
+        }
         tracing::debug!(
             sent = sent.len(),
             elapsed_ms = (Utc::now() - started).num_milliseconds(),
             "outbox batch published"
         );
-        match first_error {
-            None => Ok(sent.len()),
-            Some(e) => Err(e).context(format!("{} of {} outbox rows were not confirmed", failed.len(), batch.len())),
-        }
+        Ok(handled)
     }
 }
