@@ -47,7 +47,15 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
                 anyhow::bail!("give --id ID, or --queue QUEUE --all");
             };
             // The relay polls the outbox every OUTBOX_POLL_MS: unparked rows go out from there.
-            let mut replayed = dead_letters::unpark(&pool, &topology, &selection).await?;
+            let mut replayed = match dead_letters::unpark(&pool, &topology, &selection).await {
+                Ok(unparked) => unparked,
+                // The error queues can still be replayed without a database; parked rows cannot.
+                Err(e) if selection.in_error_queues(&[]).is_some() => {
+                    eprintln!("orderflow: parked outbox rows not replayed, PostgreSQL unreachable: {e}");
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
             if let Some(in_error_queues) = selection.in_error_queues(&replayed) {
                 let error_queues =
                     DeadLetters::connect(&config.amqp_url, topology.clone(), config.broker_timeout()).await?;

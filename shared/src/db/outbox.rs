@@ -14,7 +14,7 @@
 //! No other code inserts into `outbox` (tests aside); the relay only claims and marks rows, and
 //! retention ([`super::retention`]) deletes sent ones.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -45,9 +45,15 @@ pub struct OutboxMessage {
 /// once its lease ran out (its relay died or hung), which at worst publishes it twice: delivery
 /// is at-least-once and every function is idempotent.
 ///
+/// Returns the lease's end, which names this claim: [`release`], [`record_failure`] and
+/// [`record_rejection`] touch only rows still under it, never rows another relay took over.
+///
 /// # Errors
 /// Database errors.
-pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> sqlx::Result<Vec<OutboxMessage>> {
+pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> sqlx::Result<(DateTime<Utc>, Vec<OutboxMessage>)> {
+    // Microseconds, as PostgreSQL stores it, so the value compares equal when it comes back.
+    let until = Utc::now() + lease;
+    let until = until.with_nanosecond(until.nanosecond() / 1000 * 1000).unwrap_or(until);
     let mut rows = sqlx::query_as!(
         OutboxMessage,
         r#"
@@ -58,19 +64,19 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> sqlx::Result<V
             limit $1
             for update skip locked
         )
-        update outbox set available_at = now() + make_interval(secs => $2)
+        update outbox set available_at = $2
         from claimed
         where outbox.id = claimed.id
         returning outbox.id, outbox.message_id, outbox.event_type, outbox.order_id,
             outbox.payload::text as "payload!", outbox.correlation_id, outbox.created_at
         "#,
         limit,
-        lease.as_secs_f64(),
+        until,
     )
     .fetch_all(pool)
     .await?;
     rows.sort_unstable_by_key(|row| row.id);
-    Ok(rows)
+    Ok((until, rows))
 }
 
 /// Marks rows published (their confirms arrived), as of `published_at`: when publishing began,
@@ -85,39 +91,46 @@ pub async fn mark_sent(pool: &PgPool, ids: &[i64], published_at: DateTime<Utc>) 
     Ok(())
 }
 
-/// Ends the lease of rows that were claimed but not published (shutdown came first), so the
-/// next relay takes them at once.
+/// Ends the lease `lease` of rows that were claimed but not published (shutdown came first), so
+/// the next relay takes them at once.
 ///
 /// # Errors
 /// Database errors.
-pub async fn release(pool: &PgPool, ids: &[i64]) -> sqlx::Result<()> {
-    sqlx::query!("update outbox set available_at = now() where id = any($1) and sent_at is null", ids)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Records a failed attempt of a whole batch (the broker unreachable, blocked or too slow): the
-/// rows stay unsent and are available again at once (the relay backs off itself). Such a
-/// failure says nothing about the rows, so it never parks one.
-///
-/// # Errors
-/// Database errors.
-pub async fn record_failure(pool: &PgPool, ids: &[i64], error: &str) -> sqlx::Result<()> {
+pub async fn release(pool: &PgPool, ids: &[i64], lease: DateTime<Utc>) -> sqlx::Result<()> {
     sqlx::query!(
-        "update outbox set attempts = attempts + 1, last_error = $2, available_at = now()
-         where id = any($1) and sent_at is null",
+        "update outbox set available_at = now() where id = any($1) and sent_at is null and available_at = $2",
         ids,
-        error
+        lease
     )
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Records that the broker refused these rows themselves (unroutable, nacked) while it took
-/// others. Each waits before its next attempt (`retry_in`, doubling with each refusal, at most
-/// five minutes), so it never holds up the rows behind it; after `max_rejections` it is parked. Returns the message ids of the rows parked now.
+/// Records a failed attempt of a whole batch under lease `lease` (the broker unreachable,
+/// blocked or too slow): the rows stay unsent and are available again at once (the relay backs
+/// off itself). Such a failure says nothing about the rows, so it never parks one.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_failure(pool: &PgPool, ids: &[i64], error: &str, lease: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update outbox set attempts = attempts + 1, last_error = $2, available_at = now()
+         where id = any($1) and sent_at is null and available_at = $3",
+        ids,
+        error,
+        lease
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records that the broker refused these rows of lease `lease` themselves (unroutable, nacked),
+/// or this version did (an event type it does not know), while others went out. Each waits
+/// before its next attempt (`retry_in`, doubling with each refusal, at most five minutes), so it
+/// never holds up the rows behind it; after `max_rejections` it is parked. Returns the message
+/// ids of the rows parked now.
 ///
 /// # Errors
 /// Database errors.
@@ -127,6 +140,7 @@ pub async fn record_rejection(
     error: &str,
     retry_in: Duration,
     max_rejections: i32,
+    lease: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
         r#"
@@ -134,13 +148,14 @@ pub async fn record_rejection(
         set attempts = attempts + 1, rejections = rejections + 1, last_error = $2,
             available_at = now() + make_interval(secs => least($3 * power(2, rejections), 300)),
             parked_at = case when rejections + 1 >= $4 then now() end
-        where id = any($1) and sent_at is null
+        where id = any($1) and sent_at is null and available_at = $5
         returning case when parked_at is not null then message_id end as "message_id?"
         "#,
         ids,
         error,
         retry_in.as_secs_f64(),
         max_rejections,
+        lease,
     )
     .fetch_all(pool)
     .await

@@ -55,6 +55,18 @@ pub enum PublishError {
     /// resource alarm blocks publishers like this.
     #[error("the broker did not answer within {1:?} while {0}")]
     Timeout(&'static str, Duration),
+    /// The broker told this connection it blocks publishing (a memory or disk alarm); nothing
+    /// was sent.
+    #[error("the broker blocks publishing (a resource alarm): {0}")]
+    Blocked(String),
+}
+
+impl PublishError {
+    /// Whether the broker refused this message itself (it took others), rather than failing or
+    /// stalling as a whole: only such refusals count toward parking an outbox row.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, PublishError::Unroutable(_) | PublishError::Nacked)
+    }
 }
 
 struct Link {
@@ -160,7 +172,16 @@ impl Publisher {
         messages: &[OutgoingMessage<'_>],
     ) -> Result<Vec<Result<(), PublishError>>, PublishError> {
         let mut link = self.link.lock().await;
-        let channel = self.ensure_link(&mut link).await?;
+        self.ensure_link(&mut link).await?;
+        let Some(Link { connection, channel }) = link.as_ref() else {
+            return Err(PublishError::Unavailable("no connection".into()));
+        };
+        // A blocked connection would hold what we send until the alarm clears, and then deliver
+        // it on top of the retry that our timeout causes: send nothing while blocked. It stays
+        // open (dropping it would not free what it holds either), and says when it is unblocked.
+        if connection.status().blocked() {
+            return Err(PublishError::Blocked(format!("{:?}", connection.status())));
+        }
         let sending = async {
             let mut confirms = Vec::with_capacity(messages.len());
             for message in messages {
@@ -187,6 +208,8 @@ impl Publisher {
             }
             Ok::<_, PublishError>(confirms)
         };
+        // On a timeout, a connection the broker blocked meanwhile is kept (see above); any other
+        // is dropped and the next batch connects afresh.
         let confirms = match tokio::time::timeout(self.timeout, sending).await {
             Ok(Ok(confirms)) => confirms,
             Ok(Err(e)) => {
@@ -194,12 +217,12 @@ impl Publisher {
                 return Err(e);
             }
             Err(_) => {
-                *link = None;
+                Self::drop_unless_blocked(&mut link);
                 return Err(PublishError::Timeout("sending", self.timeout));
             }
         };
         let Ok(results) = tokio::time::timeout(self.timeout, join_all(confirms)).await else {
-            *link = None;
+            Self::drop_unless_blocked(&mut link);
             return Err(PublishError::Timeout("awaiting confirms", self.timeout));
         };
         let mut outcome = Vec::with_capacity(results.len());
@@ -210,13 +233,21 @@ impl Publisher {
                 Ok(Confirmation::Nack(_)) => Err(PublishError::Nacked),
                 // Confirms are always selected on this channel; treat the impossible as a failure.
                 Ok(Confirmation::NotRequested) => Err(PublishError::Nacked),
+                // The connection broke with confirms pending: the whole batch failed, none of
+                // its rows is to blame.
                 Err(e) => {
                     *link = None;
-                    Err(unavailable(e))
+                    return Err(unavailable(e));
                 }
             });
         }
         Ok(outcome)
+    }
+
+    fn drop_unless_blocked(link: &mut Option<Link>) {
+        if !link.as_ref().is_some_and(|l| l.connection.status().blocked()) {
+            *link = None;
+        }
     }
 
     /// Closes the connection, if any, waiting at most a second for the broker: a broker under a
@@ -243,4 +274,18 @@ fn schema_version_headers() -> lapin::types::FieldTable {
     let version = i64::from(crate::events::SCHEMA_VERSION);
     headers.insert(crate::events::SCHEMA_VERSION_HEADER.into(), lapin::types::AMQPValue::LongLongInt(version));
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refusal_of_the_message_itself_counts_toward_parking_its_row() {
+        assert!(PublishError::Unroutable("q".into()).is_refusal());
+        assert!(PublishError::Nacked.is_refusal());
+        assert!(!PublishError::Unavailable("down".into()).is_refusal());
+        assert!(!PublishError::Timeout("sending", Duration::from_secs(1)).is_refusal());
+        assert!(!PublishError::Blocked("alarm".into()).is_refusal());
+    }
 }

@@ -20,7 +20,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,10 @@ pub struct RelaySettings {
 
 /// The first wait of a refused row before its next attempt; it doubles with each refusal.
 const REJECTION_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How long a batch in flight at shutdown may still take: plenty for a broker that answers (a
+/// batch takes milliseconds), short enough that a blocked one cannot hold the process.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Moves outbox rows to RabbitMQ.
 #[derive(Debug, Clone)]
@@ -113,7 +117,8 @@ impl OutboxRelay {
         self
     }
 
-    /// Relays until `shutdown` is cancelled; a batch in flight is finished first.
+    /// Relays until `shutdown` is cancelled; a batch in flight gets [`SHUTDOWN_GRACE`] to finish,
+    /// then is abandoned and its rows handed back.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             batch_size = self.settings.batch_size,
@@ -174,10 +179,10 @@ impl OutboxRelay {
     }
 
     async fn relay_batch_until(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
-        let batch = outbox::claim(&self.pool, self.settings.batch_size, self.lease())
+        let (lease, claimed) = outbox::claim(&self.pool, self.settings.batch_size, self.lease())
             .await
             .context("Failed to claim outbox rows")?;
-        if batch.is_empty() {
+        if claimed.is_empty() {
             // Stay connected while idle, so readiness reports the broker and an outage is
             // noticed within one poll interval rather than at the next order.
             if !self.publisher.is_connected() {
@@ -185,19 +190,22 @@ impl OutboxRelay {
             }
             return Ok(0);
         }
+        // A row of an event type this version does not know (a newer orderflow wrote it) is
+        // refused on its own, like an unroutable one, so it cannot hold up the rest.
+        let mut refused: Vec<(String, Vec<i64>)> = Vec::new();
+        let mut batch = Vec::with_capacity(claimed.len());
+        let mut events = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            match row.event_type.parse::<EventType>() {
+                Ok(event) => {
+                    events.push(event);
+                    batch.push(row);
+                }
+                Err(e) => refuse(&mut refused, e, row.id),
+            }
+        }
         let topology = self.publisher.topology();
         let all_ids: Vec<i64> = batch.iter().map(|row| row.id).collect();
-        let events = match batch
-            .iter()
-            .map(|row| row.event_type.parse::<EventType>().map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<Vec<_>>>()
-        {
-            Ok(events) => events,
-            Err(e) => {
-                outbox::release(&self.pool, &all_ids).await.context("Failed to hand outbox rows back")?;
-                return Err(e).context("An outbox row has an unknown event type");
-            }
-        };
         let queues: Vec<String> = events.iter().map(|event| topology.queue(*event)).collect();
         let message_ids: Vec<String> = batch.iter().map(|row| row.message_id.to_string()).collect();
         let messages: Vec<OutgoingMessage<'_>> = batch
@@ -215,28 +223,36 @@ impl OutboxRelay {
             .collect();
 
         let started = Utc::now();
-        let outcome = tokio::select! {
-            outcome = self.publisher.publish(&messages) => outcome,
-            () = shutdown.cancelled() => {
-                // What was sent unconfirmed may arrive; it is published again later, and every
-                // function is idempotent.
-                outbox::release(&self.pool, &all_ids).await.context("Failed to hand outbox rows back")?;
-                tracing::info!(rows = all_ids.len(), "outbox batch abandoned at shutdown; its rows go out later");
-                return Ok(0);
+        let outcome = {
+            let publishing =
+                async { if messages.is_empty() { Ok(Vec::new()) } else { self.publisher.publish(&messages).await } };
+            tokio::pin!(publishing);
+            tokio::select! {
+                outcome = &mut publishing => outcome,
+                () = shutdown.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, &mut publishing).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        // What was sent unconfirmed may still arrive; the rows are published
+                        // again later, and every function is idempotent.
+                        outbox::release(&self.pool, &all_ids, lease).await.context("Failed to hand outbox rows back")?;
+                        tracing::info!(rows = all_ids.len(), "outbox batch abandoned at shutdown; its rows go out later");
+                        return Ok(0);
+                    }
+                },
             }
         };
         let results = match outcome {
             Ok(results) => results,
             Err(e) => {
                 self.metrics.outbox_publish_failures.inc_by(all_ids.len() as u64);
-                outbox::record_failure(&self.pool, &all_ids, &e.to_string())
+                outbox::record_failure(&self.pool, &all_ids, &e.to_string(), lease)
                     .await
                     .context("Failed to record a publish failure")?;
+                self.record_refusals(refused, lease).await?;
                 return Err(e).context(format!("Failed to publish {} outbox rows", batch.len()));
             }
         };
-        let (mut sent, mut queued) = (Vec::new(), Vec::new());
-        let mut refused: Vec<(String, Vec<i64>)> = Vec::new();
+        let (mut sent, mut queued, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         for (((row, result), queue), event) in batch.iter().zip(results).zip(queues).zip(&events) {
             match result {
                 Ok(()) => {
@@ -253,13 +269,8 @@ impl OutboxRelay {
                         enqueued_at: row.created_at,
                     });
                 }
-                Err(e) => {
-                    let error = e.to_string();
-                    match refused.iter_mut().find(|(known, _)| *known == error) {
-                        Some((_, ids)) => ids.push(row.id),
-                        None => refused.push((error, vec![row.id])),
-                    }
-                }
+                Err(e) if e.is_refusal() => refuse(&mut refused, e, row.id),
+                Err(e) => failed.push((row.id, e)),
             }
         }
         outbox::mark_sent(&self.pool, &sent, started).await.context("Failed to mark outbox rows sent")?;
@@ -267,29 +278,61 @@ impl OutboxRelay {
             queued.into_iter().for_each(|entry| journaling.journal.record(entry));
         }
         self.metrics.outbox_published.inc_by(sent.len() as u64);
-        let mut handled = sent.len();
-        for (error, ids) in refused {
-            handled += ids.len();
+        let handled = sent.len() + self.record_refusals(refused, lease).await?;
+        if let Some((_, error)) = failed.first() {
+            let ids: Vec<i64> = failed.iter().map(|(id, _)| *id).collect();
             self.metrics.outbox_publish_failures.inc_by(ids.len() as u64);
-            let parked =
-                outbox::record_rejection(&self.pool, &ids, &error, REJECTION_BACKOFF, self.settings.max_rejections)
-                    .await
-                    .context("Failed to record a refused publish")?;
-            tracing::warn!(rows = ids.len(), error = %error, "the broker refused outbox rows; they are retried later");
-            for message_id in parked {
-                tracing::error!(
-                    message.id = %message_id,
-                    error = %error,
-                    refusals = self.settings.max_rejections,
-                    "outbox row parked: the broker refused it every time; see `orderflow dlq list`, replay it once the cause is fixed"
-                );
-            }
+            outbox::record_failure(&self.pool, &ids, &error.to_string(), lease)
+                .await
+                .context("Failed to record a publish failure")?;
         }
         tracing::debug!(
             sent = sent.len(),
             elapsed_ms = (Utc::now() - started).num_milliseconds(),
             "outbox batch published"
         );
-        Ok(handled)
+        match failed.into_iter().next() {
+            None => Ok(handled),
+            Some((_, e)) => Err(e).context("Some outbox rows were not confirmed"),
+        }
+    }
+
+    /// Records the rows the broker (or this version) refused, grouped by error; parks the ones
+    /// refused `max_rejections` times. Returns how many rows it recorded.
+    async fn record_refusals(&self, refused: Vec<(String, Vec<i64>)>, lease: DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut recorded = 0;
+        for (error, ids) in refused {
+            recorded += ids.len();
+            self.metrics.outbox_publish_failures.inc_by(ids.len() as u64);
+            let parked = outbox::record_rejection(
+                &self.pool,
+                &ids,
+                &error,
+                REJECTION_BACKOFF,
+                self.settings.max_rejections,
+                lease,
+            )
+            .await
+            .context("Failed to record a refused publish")?;
+            tracing::warn!(rows = ids.len(), error = %error, "outbox rows refused; they are retried later");
+            for message_id in parked {
+                tracing::error!(
+                    message.id = %message_id,
+                    error = %error,
+                    refusals = self.settings.max_rejections,
+                    "outbox row parked: refused every time; see `orderflow dlq list`, replay it once the cause is fixed"
+                );
+            }
+        }
+        Ok(recorded)
+    }
+}
+
+/// Adds row `id`, refused with `error`, to the rows refused with the same error.
+fn refuse(refused: &mut Vec<(String, Vec<i64>)>, error: impl std::fmt::Display, id: i64) {
+    let error = error.to_string();
+    match refused.iter_mut().find(|(known, _)| *known == error) {
+        Some((_, ids)) => ids.push(id),
+        None => refused.push((error, vec![id])),
     }
 }
