@@ -3,7 +3,7 @@ use std::{sync::Arc, time::Duration};
 use reqwest::StatusCode;
 use serde_json::Value;
 use shared::{
-    db::orders,
+    db::{orders, outbox},
     domain::NewOrder,
     events::EventType,
     messaging::{OutboxRelay, OutboxSignal, Publisher, RelaySettings},
@@ -137,4 +137,52 @@ async fn start_up_declares_every_queue_and_its_dead_letter_route() {
         })
         .await;
     }
+}
+
+#[tokio::test]
+async fn a_relay_whose_lease_ran_out_cannot_touch_the_rows_another_relay_took_over() {
+    // The app's own relay polls only every ten minutes, and nothing here wakes it: once it has
+    // made its first pass (it connects to the broker after finding nothing), it stays out.
+    let app = spawn_app_with(|c| c.outbox_poll_ms = 600_000).await;
+    eventually("the app's relay to make its first pass", Duration::from_secs(10), || async {
+        let ready: Value = app.client.get(app.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+        (ready["checks"]["broker"] == "up").then_some(())
+    })
+    .await;
+    let message_id: Uuid = sqlx::query_scalar(
+        "insert into outbox (message_id, event_type, order_id, payload, correlation_id)
+         values (gen_random_uuid(), 'OrderExpired', 1, '{\"orderId\": 1, \"userId\": 1}', 'lease-test')
+         returning message_id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // A relay whose lease ends at once (it hung), and one that takes the row over.
+    let (stale, first) = outbox::claim(&app.pool, 10, Duration::ZERO).await.unwrap();
+    let (live, second) = outbox::claim(&app.pool, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((first.len(), second.len()), (1, 1), "an ended lease is taken over");
+    let id = second[0].id;
+
+    // The stale relay reports late, under its ended lease.
+    outbox::record_failure(&app.pool, &[id], "late failure", stale).await.unwrap();
+    let parked =
+        outbox::record_rejection(&app.pool, &[id], "late refusal", Duration::from_secs(1), 1, stale).await.unwrap();
+    outbox::release(&app.pool, &[id], stale).await.unwrap();
+
+    assert!(parked.is_empty(), "a stale lease parked a row");
+    let row: (chrono::DateTime<chrono::Utc>, i32, i32, Option<String>, bool) = sqlx::query_as(
+        "select available_at, attempts, rejections, last_error, parked_at is not null from outbox where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(row, (live, 0, 0, None, false), "the stale relay changed a row it no longer held");
+    let (_, third) = outbox::claim(&app.pool, 10, Duration::from_secs(60)).await.unwrap();
+    assert!(third.is_empty(), "a leased row was claimed again");
+    // The live relay's refusal counts (one refusal parks it here).
+    let parked = outbox::record_rejection(&app.pool, &[id], "message unroutable", Duration::from_secs(1), 1, live)
+        .await
+        .unwrap();
+    assert_eq!(parked, [message_id]);
 }
