@@ -83,7 +83,16 @@ pub enum ConsumerError {
     /// The broker cancelled the consumer (e.g. the queue was deleted).
     #[error("the broker cancelled the AMQP consumer")]
     Cancelled,
+    /// Connecting and subscribing took longer than [`CONNECT_TIMEOUT`].
+    #[error("connecting the AMQP consumer took longer than {0:?}")]
+    ConnectTimeout(Duration),
 }
+
+/// The longest a consumer may take from its first connection attempt to consuming. A connect
+/// that hangs (seen once in the fault suite, during a broker restart: the worker of one queue
+/// never reported an error nor consumed again) then ends the worker, and the supervisor
+/// starts a fresh one after its backoff.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Rejection = BoxFuture<'static, Result<(), AmqpError>>;
 
@@ -102,6 +111,8 @@ pub struct EventBackend<T> {
     inner: AmqpBackend<T>,
     phase: Phase,
     start_delay: Option<Delay>,
+    // Runs from the first connection attempt until consuming (CONNECT_TIMEOUT).
+    connect_deadline: Option<Delay>,
     // Rejections of undecodable deliveries, driven to completion by the worker's polls.
     rejections: FuturesUnordered<Rejection>,
     // Filled with a clone of `inner` once its channel exists; read by the ack layer.
@@ -138,6 +149,7 @@ impl<T: Send + 'static> EventBackend<T> {
             inner,
             phase: Phase::Connecting,
             start_delay: (!start_delay.is_zero()).then(|| Delay::new(start_delay)),
+            connect_deadline: None,
             rejections: FuturesUnordered::new(),
             ack_backend: Arc::new(Mutex::new(None)),
             consuming,
@@ -236,6 +248,12 @@ where
             ready!(Pin::new(delay).poll(cx));
             self.start_delay = None;
         }
+        if self.phase != Phase::Consuming {
+            let deadline = self.connect_deadline.get_or_insert_with(|| Delay::new(CONNECT_TIMEOUT));
+            if Pin::new(deadline).poll(cx).is_ready() {
+                return Poll::Ready(Err(self.failed(ConsumerError::ConnectTimeout(CONNECT_TIMEOUT))));
+            }
+        }
         if self.phase == Phase::Connecting {
             // Pitfall 1: the sink's poll_ready connects, opens the channel and declares the queue.
             if let Err(e) = ready!(Sink::<Task<Vec<u8>>>::poll_ready(Pin::new(&mut self.inner), cx)) {
@@ -251,6 +269,7 @@ where
                 return Poll::Ready(Err(self.failed(e)));
             }
             self.phase = Phase::Consuming;
+            self.connect_deadline = None;
             self.consuming.store(true, Ordering::Relaxed);
             tracing::info!(queue = %self.inner.config().queue, worker = worker.name(), "consuming");
         }
