@@ -77,8 +77,12 @@ fn order_body() -> Value {
 
 /// `n` orders created with `POST /api/orders`, each answered 201.
 pub async fn http_creates(orderflow: &Orderflow, n: usize) -> Creates {
-    let (client, url, token) =
-        (orderflow.client.clone(), format!("{}/api/orders", orderflow.http), orderflow.token.clone());
+    http_creates_to(&orderflow.client, &orderflow.http, &orderflow.token, n).await
+}
+
+/// `n` orders created with `POST {base}/api/orders` as the holder of `token`, each answered 201.
+pub async fn http_creates_to(client: &reqwest::Client, base: &str, token: &str, n: usize) -> Creates {
+    let (client, url, token) = (client.clone(), format!("{base}/api/orders"), token.to_owned());
     create_many(n, move || {
         let (client, url, token) = (client.clone(), url.clone(), token.clone());
         async move {

@@ -13,9 +13,9 @@
 //! their order.
 //!
 //! Environment: `BENCH_SCALE` (above), `BENCH_REPEATS` (runs of scenarios 1, 2 and 4, default 2),
-//! `BENCH_ONLY` (a subset), `BENCH_KEEP` (keep the databases), `BENCH_CREATE_NO_BROKER` (scenario
-//! 1 with no broker reachable), `BENCH_INFLIGHT_DIRECT` (scenario 3's orderflow side inserts
-//! instead of POSTing).
+//! `BENCH_ONLY` (a subset: `create`, `pipeline`, `inflight`, `expiry`, `idle`, `tracing`),
+//! `BENCH_KEEP` (keep the databases), `BENCH_CREATE_NO_BROKER` (scenario 1 with no broker
+//! reachable), `BENCH_INFLIGHT_DIRECT` (scenario 3's orderflow side inserts instead of POSTing).
 
 mod baseline;
 mod env;
@@ -34,6 +34,7 @@ use scenarios::{
     idle::idle,
     in_flight::{in_flight, in_flight_side},
     pipeline::pipeline,
+    tracing::tracing_cost,
 };
 
 /// `n` scaled by `BENCH_SCALE`, never below 10.
@@ -78,6 +79,10 @@ fn main() {
         if wanted("idle") {
             eprintln!("scenario 5: idle");
             idle(&mut rows).await;
+        }
+        if wanted("tracing") {
+            eprintln!("scenario 6: tracing");
+            tracing_cost(&mut rows).await;
         }
         rows.sort_by_key(|r| r.scenario);
         let table = print_table(&rows, started.elapsed());

@@ -6,3 +6,4 @@ pub mod expiry;
 pub mod idle;
 pub mod in_flight;
 pub mod pipeline;
+pub mod tracing;
