@@ -269,8 +269,12 @@ impl TraceHeaders {
     /// The context of the span `span` (the current one for [`TraceHeaders::current`]), or none
     /// when it has no valid trace.
     pub fn of(span: &tracing::Span) -> Self {
+        Self::of_context(&span.context())
+    }
+
+    fn of_context(cx: &Context) -> Self {
         let mut headers = HashMap::new();
-        TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderMap(&mut headers));
+        TraceContextPropagator::new().inject_context(cx, &mut HeaderMap(&mut headers));
         TraceHeaders {
             traceparent: headers.remove("traceparent"),
             tracestate: headers.remove("tracestate").filter(|s| !s.is_empty() && s.len() <= Self::MAX_TRACESTATE),
@@ -278,8 +282,17 @@ impl TraceHeaders {
     }
 
     /// The context of the current span: what an event written now carries on.
+    ///
+    /// That is the context the innermost entered span *with OpenTelemetry data* activated: the
+    /// current tracing span may be one the tracing filter keeps from OpenTelemetry (apalis's own
+    /// `debug` task span inside a job), which has no context of its own.
     pub fn current() -> Self {
-        Self::of(&tracing::Span::current())
+        let active = Context::current();
+        if active.span().span_context().is_valid() {
+            Self::of_context(&active)
+        } else {
+            Self::of(&tracing::Span::current())
+        }
     }
 
     /// `(traceparent, tracestate)`, as the outbox stores them.
