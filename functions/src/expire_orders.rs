@@ -49,9 +49,12 @@ pub async fn run_tick(
     let ttl = chrono::Duration::from_std(deps.order_ttl).map_err(|e| FunctionError::Permanent(e.to_string()))?;
     let cutoff = now - ttl;
     let correlation_id = format!("{JOB}:{}", scheduled_at.to_rfc3339());
+    // The OrderExpired events carry this run's own trace.
+    let trace = shared::telemetry::TraceHeaders::current();
     let mut expired = 0;
     loop {
-        match orders::expire_batch(&deps.pool, cutoff, now, deps.expiry_batch_size, &correlation_id).await {
+        match orders::expire_batch(&deps.pool, cutoff, now, deps.expiry_batch_size, &correlation_id, trace.pair()).await
+        {
             Ok(count) => {
                 expired += count;
                 if count > 0 {

@@ -16,19 +16,29 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let broadcaster = apalis_board::axum::sse::TracingBroadcaster::create();
+    let export = shared::telemetry::Export {
+        endpoint: cli.config.otel_exporter_otlp_endpoint.as_deref(),
+        service_name: &cli.config.otel_service_name,
+    };
     let installed = orderflow::board::board_log_layer(&broadcaster)
-        .and_then(|board| shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, vec![board]));
-    if let Err(e) = installed {
-        eprintln!("orderflow: {e:#}");
-        return ExitCode::FAILURE;
-    }
-    match run(cli, broadcaster).await {
+        .and_then(|board| shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, export, vec![board]));
+    let telemetry = match installed {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("orderflow: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match run(cli, broadcaster).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "orderflow failed");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The last spans, with a bounded wait: a collector that is down does not hold up the exit.
+    telemetry.shutdown().await;
+    code
 }
 
 async fn run(cli: Cli, broadcaster: LogBroadcaster) -> anyhow::Result<()> {

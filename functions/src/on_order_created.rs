@@ -61,8 +61,12 @@ async fn pay(event: &OrderCreated, deps: &FunctionDeps, message: &MessageInfo) -
         })?;
     match outcome {
         PaymentOutcome::Approved => {
+            // OrderCompleted carries this job's trace on.
+            let trace = shared::telemetry::TraceHeaders::current();
             let completed = deps
-                .db(async |pool| orders::complete_with_event(pool, id, Uuid::now_v7(), message.correlation_id()).await)
+                .db(async |pool| {
+                    orders::complete_with_event(pool, id, Uuid::now_v7(), message.correlation_id(), trace.pair()).await
+                })
                 .await?;
             if completed {
                 deps.outbox.notify();

@@ -112,6 +112,21 @@ pub struct Config {
     #[arg(long, env = "RUST_LOG", global = true, default_value = "info,sqlx::postgres::notice=warn")]
     pub rust_log: String,
 
+    /// OpenTelemetry collector (OTLP/HTTP, protobuf) that spans are exported to, e.g.
+    /// `http://localhost:4318` (`/v1/traces` is appended); unset, nothing is exported. The SDK's
+    /// standard variables apply too: OTEL_TRACES_SAMPLER (+ _ARG), OTEL_EXPORTER_OTLP_HEADERS,
+    /// OTEL_EXPORTER_OTLP_TIMEOUT.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// OTLP protocol; only `http/protobuf` is supported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", global = true, default_value = "http/protobuf", value_parser = ["http/protobuf"])]
+    pub otel_exporter_otlp_protocol: String,
+
+    /// The service name spans are exported under.
+    #[arg(long, env = "OTEL_SERVICE_NAME", global = true, default_value = "orderflow")]
+    pub otel_service_name: String,
+
     /// Messages each queue worker holds at once, i.e. how many jobs of one function run
     /// concurrently (thousands of payments can wait at once; 1 to 65535).
     #[arg(long, env = "WORKER_PREFETCH", global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..))]

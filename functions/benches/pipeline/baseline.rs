@@ -136,6 +136,8 @@ async fn relay_batch(pool: &PgPool, channel: &Channel, topology: &Topology) -> u
             payload,
             correlation_id,
             created_at,
+            traceparent: None,
+            tracestate: None,
         })
         .collect();
     if rows.is_empty() {
@@ -227,7 +229,9 @@ async fn pay(shared: &Shared, created: &OrderCreated, message_id: Option<&str>) 
     }
     tokio::time::sleep(shared.payment_delay).await;
     let _turn = shared.gate.acquire().await.unwrap();
-    if let Ok(true) = orders::complete_with_event(&shared.pool, created.order_id, Uuid::now_v7(), "baseline").await {
+    if let Ok(true) =
+        orders::complete_with_event(&shared.pool, created.order_id, Uuid::now_v7(), "baseline", (None, None)).await
+    {
         shared.wake.notify_one();
     }
 }

@@ -100,7 +100,7 @@ pub async fn direct_creates(pool: &PgPool, n: usize, wake: Option<Arc<tokio::syn
         let (pool, wake) = (pool.clone(), wake.clone());
         async move {
             let order = NewOrder::parse(1, 2, 2, "10.5".parse().unwrap(), None).unwrap();
-            orders::insert_order(&pool, &order, Uuid::now_v7(), "bench", None).await.unwrap();
+            orders::insert_order(&pool, &order, Uuid::now_v7(), "bench", (None, None), None).await.unwrap();
             if let Some(wake) = wake {
                 wake.notify_one();
             }

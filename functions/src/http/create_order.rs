@@ -111,7 +111,8 @@ pub async fn create_order(
     }
 
     let idempotency = key.map(|key| IdempotencyKey { user_id: caller.user_id, key, request_fingerprint: &fingerprint });
-    match orders::insert_order(&state.pool, &order, Uuid::now_v7(), &request_id.0, idempotency).await {
+    let trace = shared::telemetry::TraceHeaders::current();
+    match orders::insert_order(&state.pool, &order, Uuid::now_v7(), &request_id.0, trace.pair(), idempotency).await {
         Ok(created_order) => {
             state.outbox.notify();
             tracing::info!(order.id = created_order.id, order.total = %created_order.total, "order created");

@@ -193,15 +193,30 @@ impl utoipa::Modify for BearerAuth {
 /// JSON fallbacks, per-route metrics, and the layers every request passes, outermost first:
 /// request id, secret-header redaction, tracing, panic catching, body limit.
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
-        let request_id = request.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
-        tracing::info_span!(
-            "http",
-            http.method = %request.method(),
-            http.path = %request.uri().path(),
-            request.id = %request_id,
-        )
-    });
+    // OpenTelemetry's HTTP server conventions: `<method> <route>`, continuing the caller's
+    // `traceparent` (or starting a trace when it is missing or does not parse).
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            let request_id = request.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
+            let route =
+                request.extensions().get::<axum::extract::MatchedPath>().map(axum::extract::MatchedPath::as_str);
+            let span = tracing::info_span!(
+                "http",
+                otel.name = %format_args!("{} {}", request.method(), route.unwrap_or("")).to_string().trim_end(),
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = %request.method(),
+                http.route = route,
+                url.path = %request.uri().path(),
+                http.response.status_code = tracing::field::Empty,
+                request.id = %request_id,
+            );
+            shared::telemetry::continue_trace(&span, |name| {
+                request.headers().get(name).and_then(|value| value.to_str().ok())
+            });
+            span
+        })
+        .on_response(record_status);
     let layers = ServiceBuilder::new()
         .layer(middleware::from_fn(assign_request_id))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
@@ -218,6 +233,14 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track_http))
         .layer(layers)
         .with_state(state)
+}
+
+/// Records the response's status on the request's span (an error status for a 5xx).
+fn record_status<B>(response: &axum::http::Response<B>, _latency: std::time::Duration, span: &tracing::Span) {
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
 }
 
 async fn assign_request_id(mut request: Request, next: Next) -> Response {

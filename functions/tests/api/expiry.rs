@@ -61,7 +61,7 @@ fn deps_waking(pool: &PgPool, now: DateTime<Utc>, outbox: OutboxSignal) -> Funct
 /// An order in `status`, last changed `age` before `now`.
 async fn order(pool: &PgPool, status: &str, now: DateTime<Utc>, age: Duration) -> i64 {
     let new = NewOrder::parse(1, 1, 1, "5.00".parse().unwrap(), None).unwrap();
-    let id = orders::insert_order(pool, &new, Uuid::now_v7(), "test", None).await.unwrap().id;
+    let id = orders::insert_order(pool, &new, Uuid::now_v7(), "test", (None, None), None).await.unwrap().id;
     sqlx::query("update orders set status = $2, updated_at = $3 where id = $1")
         .bind(id)
         .bind(status)

@@ -41,7 +41,12 @@ pub fn amqp_url() -> String {
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
         let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-        let _ = shared::telemetry::init(shared::config::LogFormat::Pretty, &filter, Vec::new());
+        let _ = shared::telemetry::init(
+            shared::config::LogFormat::Pretty,
+            &filter,
+            shared::telemetry::Export::NONE,
+            Vec::new(),
+        );
     }
 });
 

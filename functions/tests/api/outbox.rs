@@ -86,7 +86,7 @@ async fn several_relays_at_once_publish_each_row_exactly_once() {
     let order = NewOrder::parse(1, 1, 1, "2.50".parse().unwrap(), None).unwrap();
     let rows = 300;
     for _ in 0..rows {
-        orders::insert_order(&app.pool, &order, Uuid::now_v7(), "test", None).await.unwrap();
+        orders::insert_order(&app.pool, &order, Uuid::now_v7(), "test", (None, None), None).await.unwrap();
     }
 
     let stop = CancellationToken::new();

@@ -33,7 +33,7 @@ fn function_names_are_comma_separated() {
 async fn a_worker_without_on_order_created_leaves_new_orders_alone() {
     let app = app().role(Role::Worker(vec![Function::OnOrderCompleted, Function::OnOrderExpired])).spawn().await;
     let order = NewOrder::parse(1, 1, 1, "1.00".parse().unwrap(), None).unwrap();
-    let id = orders::insert_order(&app.pool, &order, Uuid::now_v7(), "test", None).await.unwrap().id;
+    let id = orders::insert_order(&app.pool, &order, Uuid::now_v7(), "test", (None, None), None).await.unwrap().id;
     let channel = amqp_channel().await.unwrap();
 
     // The worker's relay publishes the event, and nobody consumes it.

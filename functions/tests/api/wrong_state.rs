@@ -20,7 +20,7 @@ async fn notifying_functions() -> TestApp {
 /// An order put straight into `status`.
 async fn order_in(app: &TestApp, status: &str) -> i64 {
     let new = NewOrder::parse(1, 1, 1, "5.00".parse().unwrap(), None).unwrap();
-    let id = orders::insert_order(&app.pool, &new, Uuid::now_v7(), "test", None).await.unwrap().id;
+    let id = orders::insert_order(&app.pool, &new, Uuid::now_v7(), "test", (None, None), None).await.unwrap().id;
     sqlx::query("update orders set status = $2 where id = $1").bind(id).bind(status).execute(&app.pool).await.unwrap();
     id
 }

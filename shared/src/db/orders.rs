@@ -48,6 +48,7 @@ pub async fn insert_order(
     order: &NewOrder,
     message_id: Uuid,
     correlation_id: &str,
+    trace: (Option<&str>, Option<&str>),
     idempotency: Option<IdempotencyKey<'_>>,
 ) -> sqlx::Result<Order> {
     sqlx::query_as!(
@@ -58,10 +59,10 @@ pub async fn insert_order(
             values ($1, $2, $3, $4, $5)
             returning id, user_id, product_id, quantity, price, total, status, created_at, updated_at
         ), event as (
-            insert into outbox (message_id, event_type, order_id, payload, correlation_id)
+            insert into outbox (message_id, event_type, order_id, payload, correlation_id, traceparent, tracestate)
             select $6, 'OrderCreated', id,
                    json_build_object('orderId', id, 'userId', user_id, 'productId', product_id, 'total', total),
-                   $7
+                   $7, $11, $12
             from new_order
         ), key as (
             insert into idempotency_keys (user_id, key, request_fingerprint, order_id)
@@ -82,6 +83,8 @@ pub async fn insert_order(
         idempotency.map(|k| k.user_id),
         idempotency.map(|k| k.key),
         idempotency.map(|k| k.request_fingerprint),
+        trace.0,
+        trace.1,
     )
     .fetch_one(pool)
     .await
@@ -257,7 +260,13 @@ pub async fn mark_processing_if_pending(
 ///
 /// # Errors
 /// Database errors.
-pub async fn complete_with_event(pool: &PgPool, id: i64, message_id: Uuid, correlation_id: &str) -> sqlx::Result<bool> {
+pub async fn complete_with_event(
+    pool: &PgPool,
+    id: i64,
+    message_id: Uuid,
+    correlation_id: &str,
+    trace: (Option<&str>, Option<&str>),
+) -> sqlx::Result<bool> {
     let completed = sqlx::query_scalar!(
         r#"
         with done as (
@@ -265,15 +274,17 @@ pub async fn complete_with_event(pool: &PgPool, id: i64, message_id: Uuid, corre
             where id = $1 and status = 'Processing'
             returning id, user_id, total
         ), event as (
-            insert into outbox (message_id, event_type, order_id, payload, correlation_id)
-            select $2, 'OrderCompleted', id, json_build_object('orderId', id, 'userId', user_id, 'total', total), $3
+            insert into outbox (message_id, event_type, order_id, payload, correlation_id, traceparent, tracestate)
+            select $2, 'OrderCompleted', id, json_build_object('orderId', id, 'userId', user_id, 'total', total), $3, $4, $5
             from done
         )
         select count(*) as "count!" from done
         "#,
         id,
         message_id,
-        correlation_id
+        correlation_id,
+        trace.0,
+        trace.1,
     )
     .fetch_one(pool)
     .await?;
@@ -293,6 +304,7 @@ pub async fn expire_batch(
     now: DateTime<Utc>,
     limit: i64,
     correlation_id: &str,
+    trace: (Option<&str>, Option<&str>),
 ) -> sqlx::Result<i64> {
     // A batch may walk many rows: it runs under the maintenance bound, not the API's.
     let mut tx = pool.begin().await?;
@@ -314,9 +326,9 @@ pub async fn expire_batch(
             where o.id = c.id and o.status = 'Processing'
             returning o.id, o.user_id, o.updated_at
         ), events as (
-            insert into outbox (message_id, event_type, order_id, payload, correlation_id)
+            insert into outbox (message_id, event_type, order_id, payload, correlation_id, traceparent, tracestate)
             select gen_random_uuid(), 'OrderExpired', id,
-                   json_build_object('orderId', id, 'userId', user_id, 'expiredAt', updated_at), $4
+                   json_build_object('orderId', id, 'userId', user_id, 'expiredAt', updated_at), $4, $5, $6
             from expired
         )
         select count(*) as "count!" from expired
@@ -324,7 +336,9 @@ pub async fn expire_batch(
         cutoff,
         now,
         limit,
-        correlation_id
+        correlation_id,
+        trace.0,
+        trace.1,
     )
     .fetch_one(&mut *tx)
     .await?;

@@ -37,6 +37,10 @@ pub struct OutboxMessage {
     pub correlation_id: String,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
+    /// The W3C `traceparent` of the request or job that wrote it.
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` that came with it.
+    pub tracestate: Option<String>,
 }
 
 /// Claims up to `limit` unsent, unparked rows whose turn has come, oldest first, by leasing
@@ -68,7 +72,8 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> sqlx::Result<(
         from claimed
         where outbox.id = claimed.id
         returning outbox.id, outbox.message_id, outbox.event_type, outbox.order_id,
-            outbox.payload::text as "payload!", outbox.correlation_id, outbox.created_at
+            outbox.payload::text as "payload!", outbox.correlation_id, outbox.created_at,
+            outbox.traceparent, outbox.tracestate
         "#,
         limit,
         until,

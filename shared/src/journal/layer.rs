@@ -17,6 +17,7 @@ use apalis_core::{
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, future::BoxFuture};
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::{JobStatus, Journal, JournalEntry};
 use crate::{
@@ -175,9 +176,13 @@ where
             enqueued_at,
             at: Utc::now(),
         });
+        let span = job_span(&settings, &message_id, attempt, metadata.get("message_id").is_some());
+        // A message continues the trace its `traceparent` names (a cron run has none and starts
+        // its own); one that does not parse starts a new trace.
+        crate::telemetry::continue_trace(&span, |name| metadata.get(name));
         let status = task.raw_status().clone();
         let started = Instant::now();
-        let future = self.inner.call(task);
+        let future = span.in_scope(|| self.inner.call(task));
         async move {
             let result = future.await.map_err(Into::into);
             let metrics = &settings.metrics;
@@ -212,9 +217,43 @@ where
                 result: outcome,
                 at: Utc::now(),
             });
+            if result.is_err() {
+                tracing::Span::current().record("otel.status_code", "error");
+            }
             result
         }
+        .instrument(span)
         .boxed()
+    }
+}
+
+/// The span of one attempt, named and described by OpenTelemetry's messaging conventions
+/// (`process <queue>`, a consumer span) for a message, or after the function for a cron run.
+fn job_span(settings: &Settings, message_id: &str, attempt: usize, is_message: bool) -> tracing::Span {
+    if is_message {
+        tracing::info_span!(
+            "job",
+            otel.name = %format_args!("process {}", settings.queue),
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.destination.name = %settings.queue,
+            messaging.message.id = %message_id,
+            job.function = %settings.function,
+            job.attempt = attempt,
+        )
+    } else {
+        tracing::info_span!(
+            "job",
+            otel.name = %settings.function,
+            otel.kind = "internal",
+            otel.status_code = tracing::field::Empty,
+            job.function = %settings.function,
+            job.id = %message_id,
+            job.attempt = attempt,
+        )
     }
 }
 

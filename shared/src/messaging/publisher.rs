@@ -37,6 +37,8 @@ pub struct OutgoingMessage<'a> {
     pub timestamp: u64,
     /// The JSON body.
     pub body: &'a [u8],
+    /// W3C `traceparent` and `tracestate` of the trace the message continues.
+    pub trace: (Option<&'a str>, Option<&'a str>),
 }
 
 /// Why a message was not confirmed.
@@ -192,7 +194,7 @@ impl Publisher {
                     .with_correlation_id(message.correlation_id.into())
                     .with_type(message.kind.into())
                     .with_timestamp(message.timestamp)
-                    .with_headers(schema_version_headers());
+                    .with_headers(headers(message.trace));
                 let confirm = channel
                     .basic_publish(
                         "".into(),
@@ -268,11 +270,20 @@ fn unavailable(e: lapin::Error) -> PublishError {
 }
 
 /// The headers every event is published with: its schema version, which lets a worker refuse
-/// what a newer orderflow wrote (see `crate::events`).
-fn schema_version_headers() -> lapin::types::FieldTable {
+/// what a newer orderflow wrote (see `crate::events`), and its W3C trace context, under the
+/// standard names for other consumers and tools, and again with apalis-amqp's `x-apalis-`
+/// prefix, the only headers that reach a task (DESIGN.md section 9).
+fn headers((traceparent, tracestate): (Option<&str>, Option<&str>)) -> lapin::types::FieldTable {
+    use lapin::types::AMQPValue;
     let mut headers = lapin::types::FieldTable::default();
     let version = i64::from(crate::events::SCHEMA_VERSION);
-    headers.insert(crate::events::SCHEMA_VERSION_HEADER.into(), lapin::types::AMQPValue::LongLongInt(version));
+    headers.insert(crate::events::SCHEMA_VERSION_HEADER.into(), AMQPValue::LongLongInt(version));
+    for (name, value) in [("traceparent", traceparent), ("tracestate", tracestate)] {
+        if let Some(value) = value {
+            headers.insert(name.into(), AMQPValue::LongString(value.into()));
+            headers.insert(format!("x-apalis-{name}").as_str().into(), AMQPValue::LongString(value.into()));
+        }
+    }
     headers
 }
 

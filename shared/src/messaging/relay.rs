@@ -219,6 +219,7 @@ impl OutboxRelay {
                 kind: &row.event_type,
                 timestamp: u64::try_from(row.created_at.timestamp()).unwrap_or_default(),
                 body: row.payload.as_bytes(),
+                trace: (row.traceparent.as_deref(), row.tracestate.as_deref()),
             })
             .collect();
 

@@ -41,7 +41,9 @@ pub async fn expiry(rows: &mut Vec<Row>) {
     let now = chrono::Utc::now();
     loop {
         let expired =
-            orders::expire_batch(&env.pool, now - chrono::Duration::minutes(10), now, 5_000, "bench").await.unwrap();
+            orders::expire_batch(&env.pool, now - chrono::Duration::minutes(10), now, 5_000, "bench", (None, None))
+                .await
+                .unwrap();
         base.wake.notify_one();
         if expired < 5_000 {
             break;
