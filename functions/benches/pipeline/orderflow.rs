@@ -50,8 +50,15 @@ pub async fn start_orderflow(env: &Env, role: Role, tweak: impl FnOnce(&mut Conf
         assert!(Instant::now() < deadline, "orderflow did not become ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let token = admin_token(&client, &http).await;
+    Orderflow { shutdown, run, http, client, token }
+}
+
+/// The seeded admin's bearer token from the orderflow at `base` (on loopback, where the demo
+/// password is accepted).
+pub async fn admin_token(client: &reqwest::Client, base: &str) -> String {
     let login: Value = client
-        .post(format!("{http}/api/auth/login"))
+        .post(format!("{base}/api/auth/login"))
         .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
         .send()
         .await
@@ -59,8 +66,7 @@ pub async fn start_orderflow(env: &Env, role: Role, tweak: impl FnOnce(&mut Conf
         .json()
         .await
         .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
-    Orderflow { shutdown, run, http, client, token }
+    login["token"].as_str().unwrap().to_owned()
 }
 
 impl Orderflow {

@@ -15,11 +15,11 @@ use std::{
 };
 
 use axum::{Router, body::Bytes, extract::State, routing::post};
-use serde_json::{Value, json};
 
 use crate::{
     env::{AMQP, Env, POOL},
     load::{CONCURRENCY, http_creates_to},
+    orderflow::admin_token,
     report::{Row, Rule},
     rss::rss_mib_of,
     scaled,
@@ -89,16 +89,7 @@ async fn run_side(tag: &str, n: usize, otel: &[(&str, String)]) -> Side {
         assert!(started.elapsed() < Duration::from_secs(30), "orderflow did not become ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let token = admin_token(&client, &base).await;
     let creates = http_creates_to(&client, &base, &token, n).await;
     let done = env.wait_for("select count(*) from notifications", n as i64, Duration::from_secs(300)).await;
     let side = Side {
