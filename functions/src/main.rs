@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
     let export = shared::telemetry::Export {
         endpoint: cli.config.otel_exporter_otlp_endpoint.as_deref(),
         service_name: &cli.config.otel_service_name,
+        sdk_disabled: cli.config.otel_sdk_disabled,
     };
     let installed = orderflow::board::board_log_layer(&broadcaster)
         .and_then(|board| shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, export, vec![board]));

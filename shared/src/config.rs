@@ -127,6 +127,11 @@ pub struct Config {
     #[arg(long, env = "OTEL_SERVICE_NAME", global = true, default_value = "orderflow")]
     pub otel_service_name: String,
 
+    /// `true` turns OpenTelemetry off entirely: no spans, no trace ids in logs, outbox or journal,
+    /// no export (the OpenTelemetry standard variable; the benchmark's baseline for tracing).
+    #[arg(long, env = "OTEL_SDK_DISABLED", global = true, default_value_t = false, action = clap::ArgAction::Set)]
+    pub otel_sdk_disabled: bool,
+
     /// Messages each queue worker holds at once, i.e. how many jobs of one function run
     /// concurrently (thousands of payments can wait at once; 1 to 65535).
     #[arg(long, env = "WORKER_PREFETCH", global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u16).range(1..))]

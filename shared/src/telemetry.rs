@@ -72,11 +72,13 @@ pub struct Export<'a> {
     pub endpoint: Option<&'a str>,
     /// `OTEL_SERVICE_NAME`.
     pub service_name: &'a str,
+    /// `OTEL_SDK_DISABLED`: no OpenTelemetry layer at all, so no spans and no trace ids.
+    pub sdk_disabled: bool,
 }
 
 impl Export<'_> {
     /// No exporter: spans and their ids exist in the process (logs, journal) and go nowhere.
-    pub const NONE: Export<'static> = Export { endpoint: None, service_name: "orderflow" };
+    pub const NONE: Export<'static> = Export { endpoint: None, service_name: "orderflow", sdk_disabled: false };
 }
 
 /// Owns the tracer provider; [`Telemetry::shutdown`] flushes the spans still queued.
@@ -134,17 +136,19 @@ pub fn init(format: LogFormat, filter: &str, export: Export<'_>, extra: Vec<Boxe
     };
     // Spans are made for what the log filter lets through: the request, job and publish spans
     // are `info`, so `RUST_LOG=warn` also turns tracing off.
-    let otel: BoxedLayer = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("orderflow"))
-        .with_location(false)
-        .with_threads(false)
-        .with_filter(layer_filter(filter)?)
-        .boxed();
     let mut layers = extra;
-    layers.push(otel);
+    if !export.sdk_disabled {
+        let otel: BoxedLayer = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("orderflow"))
+            .with_location(false)
+            .with_threads(false)
+            .with_filter(layer_filter(filter)?)
+            .boxed();
+        layers.push(otel);
+    }
     layers.push(console);
     tracing_subscriber::registry().with(layers).try_init().context("Failed to install the tracing subscriber")?;
-    if let Some(endpoint) = export.endpoint {
+    if let Some(endpoint) = export.endpoint.filter(|_| exporting) {
         tracing::info!(endpoint, service = export.service_name, "exporting traces over OTLP/HTTP (protobuf)");
     }
     Ok(Telemetry { provider, exporting })
@@ -155,7 +159,7 @@ fn tracer_provider(export: Export<'_>) -> anyhow::Result<(SdkTracerProvider, boo
     // parent-based always-on when unset).
     let builder = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(export.service_name.to_owned()).build());
-    let Some(endpoint) = export.endpoint.filter(|e| !e.is_empty()) else {
+    let Some(endpoint) = export.endpoint.filter(|e| !e.is_empty() && !export.sdk_disabled) else {
         return Ok((builder.build(), false));
     };
     let traces = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
@@ -302,9 +306,13 @@ impl TraceHeaders {
 
     /// The trace id in `traceparent`, if it has the W3C shape.
     pub fn trace_id(&self) -> Option<&str> {
-        let parent = self.traceparent.as_deref()?;
-        parent.get(3..35).filter(|id| parent.len() >= 55 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        trace_id_in(self.traceparent.as_deref()?)
     }
+}
+
+/// The trace id in a W3C `traceparent` value, if it has the W3C shape.
+pub fn trace_id_in(traceparent: &str) -> Option<&str> {
+    traceparent.get(3..35).filter(|id| traceparent.len() >= 55 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 struct HeaderMap<'a>(&'a mut HashMap<String, String>);

@@ -55,6 +55,9 @@ pub fn into_task(mut row: JobRow, outcome_in_args: bool) -> Result<Task<Value>, 
     if let Some(correlation_id) = row.correlation_id {
         let _ = metadata.insert("correlation_id", correlation_id);
     }
+    if let Some(trace_id) = row.trace_id {
+        let _ = metadata.insert("trace_id", trace_id);
+    }
     if let Some(result) = &row.result {
         let _ = metadata.insert("result", result.clone());
     }

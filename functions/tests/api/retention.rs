@@ -92,6 +92,7 @@ async fn a_later_report_of_a_job_marked_orphaned_ends_it_in_its_real_state() {
         worker: Some("live@host-2"),
         order_id: None,
         correlation_id: None,
+        trace_id: None,
     };
     let mut conn = app.pool.acquire().await.unwrap();
     journal::upsert(&mut conn, &[done]).await.unwrap();

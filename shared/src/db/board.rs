@@ -39,6 +39,8 @@ pub struct JobRow {
     pub order_id: Option<i64>,
     /// The request that started the chain.
     pub correlation_id: Option<String>,
+    /// The W3C trace id the job ran in.
+    pub trace_id: Option<String>,
 }
 
 /// One page of jobs, newest first, of one queue and one status, or of all.
@@ -56,7 +58,7 @@ pub async fn jobs(
         JobRow,
         r#"
             select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id
+                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id, trace_id
             from job_journal
             where ($1::text is null or queue = $1) and ($2::text is null or status = $2)
             order by enqueued_at desc, message_id
@@ -80,7 +82,7 @@ pub async fn job(pool: &PgPool, message_id: &str, queue: &str) -> sqlx::Result<O
         JobRow,
         r#"
             select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id
+                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id, trace_id
             from job_journal
             where message_id = $1 and queue = $2
             "#,

@@ -45,6 +45,8 @@ pub struct JournalWrite<'a> {
     pub order_id: Option<i64>,
     /// The request that started the chain.
     pub correlation_id: Option<&'a str>,
+    /// The W3C trace id of the job (of its message, while only queued).
+    pub trace_id: Option<&'a str>,
 }
 
 /// A batch as `unnest` takes it: one array per column, in `message_id` (lock) order, the text
@@ -66,6 +68,7 @@ struct Columns {
     workers: Vec<Option<String>>,
     order_ids: Vec<Option<i64>>,
     correlation_ids: Vec<Option<String>>,
+    trace_ids: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -89,6 +92,7 @@ impl Columns {
             columns.workers.push(row.worker.map(str::to_owned));
             columns.order_ids.push(row.order_id);
             columns.correlation_ids.push(row.correlation_id.map(str::to_owned));
+            columns.trace_ids.push(row.trace_id.map(str::to_owned));
         }
         columns
     }
@@ -100,18 +104,28 @@ impl Columns {
 /// # Errors
 /// Database errors.
 pub async fn insert_queued(conn: &mut PgConnection, rows: &[JournalWrite<'_>]) -> sqlx::Result<()> {
-    let Columns { message_ids, queues, functions, args, max_attempts, enqueued_at, order_ids, correlation_ids, .. } =
-        Columns::of(rows);
+    let Columns {
+        message_ids,
+        queues,
+        functions,
+        args,
+        max_attempts,
+        enqueued_at,
+        order_ids,
+        correlation_ids,
+        trace_ids,
+        ..
+    } = Columns::of(rows);
     sqlx::query!(
         r#"
         insert into job_journal (message_id, queue, function, args, status, max_attempts, enqueued_at, order_id,
-                                 correlation_id)
+                                 correlation_id, trace_id)
         select u.message_id, u.queue, u.function, coalesce(u.args::jsonb, '{}'::jsonb), 'Pending', u.max_attempts,
-               coalesce(u.enqueued_at, now()), u.order_id, u.correlation_id
+               coalesce(u.enqueued_at, now()), u.order_id, u.correlation_id, u.trace_id
         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[],
-                    $8::text[])
+                    $8::text[], $9::text[])
              with ordinality as u(message_id, queue, function, args, max_attempts, enqueued_at, order_id,
-                                  correlation_id, position)
+                                  correlation_id, trace_id, position)
         order by u.position
         on conflict (message_id) do nothing
         "#,
@@ -123,6 +137,7 @@ pub async fn insert_queued(conn: &mut PgConnection, rows: &[JournalWrite<'_>]) -
         &enqueued_at as &[Option<DateTime<Utc>>],
         &order_ids as &[Option<i64>],
         &correlation_ids as &[Option<String>],
+        &trace_ids as &[Option<String>],
     )
     .execute(conn)
     .await?;
@@ -140,16 +155,16 @@ pub async fn upsert(conn: &mut PgConnection, rows: &[JournalWrite<'_>]) -> sqlx:
         r#"
         insert into job_journal as j
             (message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-             enqueued_at, started_at, finished_at, worker, order_id, correlation_id)
+             enqueued_at, started_at, finished_at, worker, order_id, correlation_id, trace_id)
         select u.message_id, u.queue, u.function, coalesce(u.args::jsonb, '{}'::jsonb), u.status, u.attempts,
                u.max_attempts, u.last_error, u.result, coalesce(u.enqueued_at, now()), u.started_at,
-               u.finished_at, u.worker, u.order_id, u.correlation_id
+               u.finished_at, u.worker, u.order_id, u.correlation_id, u.trace_id
         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::text[],
                     $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[],
-                    $14::bigint[], $15::text[])
+                    $14::bigint[], $15::text[], $16::text[])
              with ordinality as u(message_id, queue, function, args, status, attempts, max_attempts, last_error,
                                   result, enqueued_at, started_at, finished_at, worker, order_id, correlation_id,
-                                  position)
+                                  trace_id, position)
         where u.queue <> '' or exists (select 1 from job_journal e where e.message_id = u.message_id)
         order by u.position
         on conflict (message_id) do update set
@@ -164,6 +179,7 @@ pub async fn upsert(conn: &mut PgConnection, rows: &[JournalWrite<'_>]) -> sqlx:
             worker = coalesce(excluded.worker, j.worker),
             order_id = coalesce(j.order_id, excluded.order_id),
             correlation_id = coalesce(j.correlation_id, excluded.correlation_id),
+            trace_id = coalesce(excluded.trace_id, j.trace_id),
             args = case when j.args = '{}'::jsonb then excluded.args else j.args end,
             -- enqueued_at stays as first written: it is indexed, and an unchanged row updates in place.
             enqueued_at = j.enqueued_at
@@ -183,6 +199,7 @@ pub async fn upsert(conn: &mut PgConnection, rows: &[JournalWrite<'_>]) -> sqlx:
         &c.workers as &[Option<String>],
         &c.order_ids as &[Option<i64>],
         &c.correlation_ids as &[Option<String>],
+        &c.trace_ids as &[Option<String>],
     )
     .execute(conn)
     .await?;

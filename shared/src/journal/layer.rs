@@ -164,6 +164,10 @@ where
             .and_then(|t| t.parse::<i64>().ok())
             .and_then(|secs| DateTime::from_timestamp(secs, 0))
             .unwrap_or_else(Utc::now);
+        let span = job_span(&settings, &message_id, attempt, metadata.get("message_id").is_some());
+        // A message continues the trace its `traceparent` names (a cron run has none and starts
+        // its own); one that does not parse starts a new trace.
+        crate::telemetry::continue_trace(&span, |name| metadata.get(name));
         settings.journal.record(JournalEntry::Started {
             message_id: message_id.clone(),
             queue: settings.queue.clone(),
@@ -171,15 +175,12 @@ where
             args: task.args.journal_args(),
             order_id: task.args.order_id(),
             correlation_id: metadata.get("correlation_id").map(str::to_owned),
+            trace_id: crate::telemetry::trace_id(&span),
             worker: worker.as_ref().map_or_else(|| "unknown".to_owned(), |w| w.name().to_owned()),
             max_attempts: i32::try_from(settings.max_retries + 1).unwrap_or(i32::MAX),
             enqueued_at,
             at: Utc::now(),
         });
-        let span = job_span(&settings, &message_id, attempt, metadata.get("message_id").is_some());
-        // A message continues the trace its `traceparent` names (a cron run has none and starts
-        // its own); one that does not parse starts a new trace.
-        crate::telemetry::continue_trace(&span, |name| metadata.get(name));
         let status = task.raw_status().clone();
         let started = Instant::now();
         let future = span.in_scope(|| self.inner.call(task));

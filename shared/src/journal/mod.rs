@@ -77,6 +77,8 @@ pub enum JournalEntry {
         order_id: Option<i64>,
         /// The request that started the chain.
         correlation_id: String,
+        /// The W3C trace id the message carries, if any.
+        trace_id: Option<String>,
         /// Attempts the job may take.
         max_attempts: i32,
         /// When the message was written.
@@ -96,6 +98,8 @@ pub enum JournalEntry {
         order_id: Option<i64>,
         /// The request that started the chain.
         correlation_id: Option<String>,
+        /// The W3C trace id of the attempt's span, if it has one.
+        trace_id: Option<String>,
         /// The worker running it.
         worker: String,
         /// Attempts the job may take.

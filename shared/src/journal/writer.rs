@@ -157,6 +157,7 @@ struct RowUpdate {
     worker: Option<String>,
     order_id: Option<i64>,
     correlation_id: Option<String>,
+    trace_id: Option<String>,
 }
 
 impl Default for RowUpdate {
@@ -178,6 +179,7 @@ impl Default for RowUpdate {
             worker: None,
             order_id: None,
             correlation_id: None,
+            trace_id: None,
         }
     }
 }
@@ -200,6 +202,7 @@ impl RowUpdate {
             worker: self.worker.as_deref(),
             order_id: self.order_id,
             correlation_id: self.correlation_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
         }
     }
 }
@@ -216,6 +219,7 @@ fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item 
                 args,
                 order_id,
                 correlation_id,
+                trace_id,
                 max_attempts,
                 enqueued_at,
             } => {
@@ -231,6 +235,7 @@ fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item 
                 row.args.get_or_insert(args);
                 row.order_id = row.order_id.or(order_id);
                 row.correlation_id.get_or_insert(correlation_id);
+                row.trace_id = row.trace_id.take().or(trace_id);
                 row.enqueued_at = Some(row.enqueued_at.map_or(enqueued_at, |at| at.min(enqueued_at)));
             }
             JournalEntry::Started {
@@ -240,6 +245,7 @@ fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item 
                 args,
                 order_id,
                 correlation_id,
+                trace_id,
                 worker,
                 max_attempts,
                 enqueued_at,
@@ -252,6 +258,8 @@ fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item 
                 row.args.get_or_insert(args);
                 row.order_id = row.order_id.or(order_id);
                 row.correlation_id = row.correlation_id.take().or(correlation_id);
+                // The latest attempt's trace: a redelivery continues the message's trace anyway.
+                row.trace_id = trace_id.or(row.trace_id.take());
                 row.worker = Some(worker);
                 row.max_attempts = max_attempts;
                 row.enqueued_at.get_or_insert(enqueued_at);
@@ -288,6 +296,7 @@ mod tests {
             args: "{}".into(),
             order_id: Some(7),
             correlation_id: None,
+            trace_id: Some(format!("trace-of-{id}")),
             worker: "w".into(),
             max_attempts: 4,
             enqueued_at: at,
@@ -318,6 +327,7 @@ mod tests {
         let a = &rows["a"];
         assert_eq!((a.status, a.attempts, a.last_error.as_deref()), (Some(JobStatus::Done), 2, Some("boom")));
         assert!(a.finished_at.is_some());
+        assert_eq!(a.trace_id.as_deref(), Some("trace-of-a"));
         let b = &rows["b"];
         assert_eq!((b.status, b.attempts, b.finished_at), (Some(JobStatus::Running), 1, None));
     }

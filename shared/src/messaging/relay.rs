@@ -266,6 +266,7 @@ impl OutboxRelay {
                         args: row.payload.clone(),
                         order_id: row.order_id,
                         correlation_id: row.correlation_id.clone(),
+                        trace_id: row.traceparent.as_deref().and_then(crate::telemetry::trace_id_in).map(str::to_owned),
                         max_attempts: self.settings.max_attempts,
                         enqueued_at: row.created_at,
                     });
