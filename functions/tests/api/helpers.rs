@@ -384,12 +384,18 @@ pub fn order_body() -> Value {
 
 /// Publishes a raw body to a queue, persistent and confirmed, with a message id.
 pub async fn publish_raw(queue: &str, body: &[u8], message_id: &str) {
+    publish_with_headers(queue, body, message_id, FieldTable::default()).await;
+}
+
+/// Publishes a raw body to a queue as [`publish_raw`] does, with these AMQP headers.
+pub async fn publish_with_headers(queue: &str, body: &[u8], message_id: &str, headers: FieldTable) {
     let channel = amqp_channel().await.unwrap();
     channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_message_id(message_id.into())
-        .with_correlation_id("test".into());
+        .with_correlation_id("test".into())
+        .with_headers(headers);
     channel
         .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body, properties)
         .await

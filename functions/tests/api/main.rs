@@ -3,6 +3,7 @@
 
 mod gateways;
 mod helpers;
+mod process;
 
 mod auth;
 mod bad_input;
@@ -20,5 +21,6 @@ mod outbox;
 mod reads;
 mod relay_wake;
 mod retention;
+mod tracing;
 mod workers;
 mod wrong_state;

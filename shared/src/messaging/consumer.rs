@@ -21,6 +21,11 @@
 //! 6. *Failures during shutdown are dead-lettered.* apalis's retry policy stops retrying once
 //!    shutdown starts and upstream nacks without requeue, so a job interrupted by shutdown would
 //!    land in `<queue>_error`. [`LazyAck`] requeues such failures instead.
+//! 7. *Only `x-apalis-` headers reach a task.* apalis-amqp drops every other AMQP header, the W3C
+//!    `traceparent`/`tracestate` a foreign producer sets included, so the job span
+//!    (`crate::journal::JournalLayer`) can continue only `x-apalis-traceparent`. Our publisher
+//!    writes both names (`super::publisher`); the report to file upstream is
+//!    `docs/upstream/apalis-amqp-trace-headers.md`.
 //!
 //! Two rules of ours are kept here too, before a delivery becomes a job: its schema version
 //! must not be newer than this build's (otherwise it is dead-lettered with that reason, like an
@@ -188,6 +193,7 @@ impl<T: Send + 'static> EventBackend<T> {
             args: serde_json::json!({ "undecodable": raw }).to_string(),
             order_id: None,
             correlation_id: None,
+            trace_id: None,
             worker: "decoder".into(),
             max_attempts: 1,
             enqueued_at: now,

@@ -272,7 +272,8 @@ fn unavailable(e: lapin::Error) -> PublishError {
 /// The headers every event is published with: its schema version, which lets a worker refuse
 /// what a newer orderflow wrote (see `crate::events`), and its W3C trace context, under the
 /// standard names for other consumers and tools, and again with apalis-amqp's `x-apalis-`
-/// prefix, the only headers that reach a task (DESIGN.md section 9).
+/// prefix, the only headers that reach a task (DESIGN.md section 9; the upstream behaviour this
+/// works around is `docs/upstream/apalis-amqp-trace-headers.md`).
 fn headers((traceparent, tracestate): (Option<&str>, Option<&str>)) -> lapin::types::FieldTable {
     use lapin::types::AMQPValue;
     let mut headers = lapin::types::FieldTable::default();

@@ -1,0 +1,139 @@
+//! `Binary`: the real `orderflow` binary as a child process, for what only the process as users
+//! start it has (its tracing subscriber: the board's live log, JSON logs, the OTLP exporter). Its
+//! own database and queue names, like `spawn_app`; its standard output kept for the test to read;
+//! killed, and its database and queues removed, when dropped.
+
+use std::{
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use shared::{Config, messaging::Topology};
+use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::{drop_database_and_topology, eventually, test_config};
+
+/// A running `orderflow` (every role, payments approved at once) on two free local ports.
+pub struct Binary {
+    /// `127.0.0.1:<port>` of the API.
+    pub http: String,
+    /// `127.0.0.1:<port>` of the board.
+    pub board: String,
+    /// The settings it runs with.
+    pub config: Config,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    lines: Arc<Mutex<Vec<String>>>,
+    process: tokio::process::Child,
+}
+
+/// Two distinct free ports (both held while the second is chosen, so they differ).
+fn two_free_ports() -> (u16, u16) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (first.local_addr().unwrap().port(), second.local_addr().unwrap().port())
+}
+
+impl Binary {
+    /// Starts the binary with `RUST_LOG=warn` and then `env` (which may override it), and waits
+    /// until it is ready.
+    pub async fn start(env: &[(&str, &str)]) -> Binary {
+        let config = test_config();
+        let (http_port, board_port) = two_free_ports();
+        let (http, board) = (format!("127.0.0.1:{http_port}"), format!("127.0.0.1:{board_port}"));
+        let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
+            .env("DATABASE_URL", &config.database_url)
+            .env("AMQP_URL", &config.amqp_url)
+            .env("QUEUE_PREFIX", &config.queue_prefix)
+            .env("HTTP_ADDR", &http)
+            .env("BOARD_ADDR", &board)
+            .env("PAYMENT_DELAY_MS", "0")
+            .env("PAYMENT_SUCCESS_RATE", "1")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = BufReader::new(process.stdout.take().unwrap()).lines();
+        let kept = lines.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        let binary = Binary { http, board, config, client: reqwest::Client::new(), lines, process };
+        eventually("orderflow to be ready", Duration::from_secs(60), || async {
+            let ready = binary.client.get(binary.url("/health/ready")).send().await.ok();
+            ready.filter(|r| r.status().is_success())
+        })
+        .await;
+        binary
+    }
+
+    /// `http://<api>/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// The lines written to standard output so far.
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The lines of standard output that are JSON objects.
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.output().iter().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    }
+
+    /// A token of the development admin (accepted here: the binary listens on loopback only).
+    pub async fn admin_token(&self) -> String {
+        let login: Value = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A pool on the binary's database.
+    pub async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.config.database_url).await.unwrap()
+    }
+
+    /// Waits until order `id` is `status`, as the API reports it.
+    pub async fn await_order_status(&self, token: &str, id: i64, status: &str) {
+        eventually(&format!("order {id} to be {status}"), Duration::from_secs(30), || async {
+            let order: Value = self
+                .client
+                .get(self.url(&format!("/api/orders/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (order["status"] == status).then_some(())
+        })
+        .await;
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.process.start_kill();
+        let database = self.config.database_url.rsplit('/').next().unwrap().to_owned();
+        drop_database_and_topology(database, Topology::new(self.config.queue_prefix.clone(), self.config.queue_type));
+    }
+}
