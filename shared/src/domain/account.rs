@@ -100,4 +100,27 @@ mod tests {
         assert!(check_name(" ").is_err());
         assert!(check_name("a\nb").is_err());
     }
+
+    #[test]
+    fn a_password_may_be_exactly_as_short_or_as_long_as_allowed() {
+        // Characters at the lower bound: eight of them in sixteen bytes still count as eight.
+        assert!(check_new_password(&"é".repeat(MIN_PASSWORD_CHARS)).is_ok());
+        assert!(check_new_password(&"é".repeat(MIN_PASSWORD_CHARS - 1)).is_err());
+        // Bytes at the upper bound.
+        assert!(check_new_password(&"x".repeat(MAX_PASSWORD_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn an_email_may_be_exactly_as_long_as_allowed() {
+        let at_limit = format!("{}@example.com", "a".repeat(MAX_EMAIL_BYTES - "@example.com".len()));
+        assert_eq!(at_limit.len(), MAX_EMAIL_BYTES);
+        assert!(check_email(&at_limit).is_ok());
+        assert!(check_email(&format!("a{at_limit}")).is_err());
+    }
+
+    #[test]
+    fn a_name_may_be_exactly_as_long_as_allowed_in_characters() {
+        assert!(check_name(&"é".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(check_name(&"é".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
 }

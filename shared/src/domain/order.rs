@@ -234,6 +234,13 @@ mod tests {
     }
 
     #[test]
+    fn a_status_is_read_from_text_columns_only() {
+        // What sqlx checks before it decodes a column into an OrderStatus at run time.
+        assert!(<OrderStatus as Type<Postgres>>::compatible(&<String as Type<Postgres>>::type_info()));
+        assert!(!<OrderStatus as Type<Postgres>>::compatible(&<i32 as Type<Postgres>>::type_info()));
+    }
+
+    #[test]
     fn only_the_designed_transitions_are_allowed() {
         use OrderStatus::*;
         let allowed: Vec<_> = OrderStatus::ALL
