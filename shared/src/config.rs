@@ -129,7 +129,8 @@ pub struct Config {
 
     /// `true` turns OpenTelemetry off entirely: no spans, no trace ids in logs, outbox or journal,
     /// no export (the OpenTelemetry standard variable; the benchmark's baseline for tracing).
-    #[arg(long, env = "OTEL_SDK_DISABLED", global = true, default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "OTEL_SDK_DISABLED", global = true, default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub otel_sdk_disabled: bool,
 
     /// Messages each queue worker holds at once, i.e. how many jobs of one function run

@@ -21,6 +21,6 @@ mod outbox;
 mod reads;
 mod relay_wake;
 mod retention;
-mod tracing;
+mod trace_context;
 mod workers;
 mod wrong_state;

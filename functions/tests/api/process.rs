@@ -22,7 +22,8 @@ pub struct Binary {
     pub http: String,
     /// `127.0.0.1:<port>` of the board.
     pub board: String,
-    /// The settings it runs with.
+    /// The test configuration its database, queue prefix and broker come from (the binary runs
+    /// with its own defaults otherwise).
     pub config: Config,
     /// An HTTP client.
     pub client: reqwest::Client,
@@ -39,7 +40,8 @@ fn two_free_ports() -> (u16, u16) {
 
 impl Binary {
     /// Starts the binary with `RUST_LOG=warn` and then `env` (which may override it), and waits
-    /// until it is ready.
+    /// until it is ready. Nothing else of the test's environment that changes logs or tracing
+    /// reaches it.
     pub async fn start(env: &[(&str, &str)]) -> Binary {
         let config = test_config();
         let (http_port, board_port) = two_free_ports();
@@ -53,27 +55,34 @@ impl Binary {
             .env("PAYMENT_DELAY_MS", "0")
             .env("PAYMENT_SUCCESS_RATE", "1")
             .env("RUST_LOG", "warn")
+            .env_remove("LOG_FORMAT")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_SDK_DISABLED")
+            .env_remove("OTEL_TRACES_SAMPLER")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let mut stdout = BufReader::new(process.stdout.take().unwrap()).lines();
-        let kept = lines.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stdout.next_line().await {
-                kept.lock().unwrap().push(line);
+        keep_lines(process.stdout.take().unwrap(), lines.clone());
+        keep_lines(process.stderr.take().unwrap(), lines.clone());
+        let mut binary = Binary { http, board, config, client: reqwest::Client::new(), lines, process };
+        let started = tokio::time::Instant::now();
+        loop {
+            let ready = binary.client.get(binary.url("/health/ready")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return binary;
             }
-        });
-        let binary = Binary { http, board, config, client: reqwest::Client::new(), lines, process };
-        eventually("orderflow to be ready", Duration::from_secs(60), || async {
-            let ready = binary.client.get(binary.url("/health/ready")).send().await.ok();
-            ready.filter(|r| r.status().is_success())
-        })
-        .await;
-        binary
+            let exited = binary.process.try_wait().unwrap();
+            assert!(
+                exited.is_none() && started.elapsed() < Duration::from_secs(60),
+                "orderflow did not become ready ({exited:?}); its output:\n{}",
+                binary.output().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `http://<api>/<path>`.
@@ -93,16 +102,10 @@ impl Binary {
 
     /// A token of the development admin (accepted here: the binary listens on loopback only).
     pub async fn admin_token(&self) -> String {
-        let login: Value = self
-            .client
-            .post(self.url("/api/auth/login"))
-            .json(&json!({ "email": "admin@example.com", "password": "admin123" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json!({ "email": "admin@example.com", "password": "admin123" });
+        let login = self.client.post(self.url("/api/auth/login")).json(&body).send().await.unwrap();
+        assert_eq!(login.status(), 200, "the development admin's login");
+        let login: Value = login.json().await.unwrap();
         login["token"].as_str().unwrap().to_owned()
     }
 
@@ -128,6 +131,16 @@ impl Binary {
         })
         .await;
     }
+}
+
+/// Appends each line `output` writes to `lines`, until it closes.
+fn keep_lines(output: impl tokio::io::AsyncRead + Unpin + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
+    let mut output = BufReader::new(output).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = output.next_line().await {
+            lines.lock().unwrap().push(line);
+        }
+    });
 }
 
 impl Drop for Binary {

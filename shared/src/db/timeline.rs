@@ -16,8 +16,10 @@ pub struct TimelineEntry {
     pub event: String,
     /// Details: the job's result or error, the event's message id.
     pub detail: Option<String>,
-    /// The W3C trace id of the request or job that wrote the event, or of the job: the key to
-    /// the order's trace in Jaeger, Tempo or any OpenTelemetry backend.
+    /// The W3C trace id: on an outbox entry, of the request or job that wrote the event; on a job
+    /// entry, of the job's latest attempt; on the others, none. It finds the order's trace in
+    /// Jaeger, Tempo or any OpenTelemetry backend (when the trace was sampled and exported) and
+    /// its lines in the JSON logs.
     pub trace_id: Option<String>,
 }
 

@@ -304,6 +304,43 @@ mod tests {
         }
     }
 
+    fn queued(id: &str, trace_id: &str) -> JournalEntry {
+        JournalEntry::Queued {
+            message_id: id.into(),
+            queue: "q".into(),
+            function: "f".into(),
+            args: "{}".into(),
+            order_id: Some(7),
+            correlation_id: "c".into(),
+            trace_id: Some(trace_id.into()),
+            max_attempts: 4,
+            enqueued_at: Utc::now(),
+        }
+    }
+
+    fn started_in(id: &str, trace_id: &str) -> JournalEntry {
+        let mut entry = started(id, Utc::now());
+        if let JournalEntry::Started { trace_id: trace, .. } = &mut entry {
+            *trace = Some(trace_id.into());
+        }
+        entry
+    }
+
+    #[test]
+    fn a_job_keeps_the_trace_of_its_latest_attempt_over_its_messages() {
+        let mut rows = HashMap::new();
+        fold_into(&mut rows, [queued("a", "message"), started_in("a", "attempt")].into_iter());
+        fold_into(&mut rows, [started_in("b", "attempt"), queued("b", "message")].into_iter());
+        fold_into(&mut rows, [started_in("c", "first"), started_in("c", "second")].into_iter());
+        fold_into(&mut rows, [queued("d", "message")].into_iter());
+
+        let trace = |id: &str| rows[id].trace_id.as_deref();
+        assert_eq!(
+            [trace("a"), trace("b"), trace("c"), trace("d")],
+            [Some("attempt"), Some("attempt"), Some("second"), Some("message")]
+        );
+    }
+
     fn finished(id: &str, status: JobStatus, error: Option<&str>, at: DateTime<Utc>) -> JournalEntry {
         JournalEntry::Finished { message_id: id.into(), status, error: error.map(Into::into), result: None, at }
     }

@@ -95,14 +95,12 @@ fn ancestry(spans: &HashMap<String, Span>, span_id: &str) -> (Vec<String>, Strin
     (chain, next)
 }
 
-/// Settings that make the binary log JSON at `info` and export to `collector` every 100 ms.
+/// Settings that make the binary log JSON at `info`, where the request and job spans are.
+const JSON_LOGS: [(&str, &str); 2] = [("LOG_FORMAT", "json"), ("RUST_LOG", "info")];
+
+/// [`JSON_LOGS`], and export to `endpoint` every 100 ms.
 fn traced(endpoint: &str) -> [(&'static str, &str); 4] {
-    [
-        ("LOG_FORMAT", "json"),
-        ("RUST_LOG", "info"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    ]
+    [JSON_LOGS[0], JSON_LOGS[1], ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")]
 }
 
 /// Creates an order, with `traceparent` if given; its id.
@@ -155,7 +153,6 @@ async fn an_orders_traceparent_is_continued_by_every_function_and_its_spans_are_
             .unwrap();
     assert_eq!(outbox.len(), 2, "{outbox:?}");
     assert!(outbox.iter().all(|(_, parent)| parent.as_deref().is_some_and(|p| p.contains(TRACE))), "{outbox:?}");
-    // OrderCreated and OrderCompleted written and published; two jobs started and finished.
     let timeline = eventually("the order's timeline to show both jobs finished", Duration::from_secs(20), || async {
         let timeline: Vec<Value> = binary
             .client
@@ -167,13 +164,16 @@ async fn an_orders_traceparent_is_continued_by_every_function_and_its_spans_are_
             .json()
             .await
             .ok()?;
-        let finished = timeline.iter().filter(|entry| entry["event"].as_str().is_some_and(|e| e.ends_with(" Done")));
-        (finished.count() == 2).then_some(timeline)
+        // OrderCreated and OrderCompleted written and published; two jobs started and finished.
+        let traced = timeline.iter().filter(|entry| entry["traceId"] == TRACE).count();
+        (traced == 8).then_some(timeline)
     })
     .await;
-    let traced_entries: Vec<&Value> = timeline.iter().filter(|entry| entry["traceId"] == TRACE).collect();
-    assert_eq!(traced_entries.len(), 8, "{timeline:#?}");
-    assert!(traced_entries.iter().all(|entry| ["outbox", "job"].contains(&entry["source"].as_str().unwrap())));
+    for entry in &timeline {
+        let source = entry["source"].as_str().unwrap();
+        let expected = if ["outbox", "job"].contains(&source) { Value::from(TRACE) } else { Value::Null };
+        assert_eq!(entry["traceId"], expected, "{entry}");
+    }
     let jobs: Vec<(String, Option<String>)> =
         sqlx::query_as("select function, trace_id from job_journal where order_id = $1 order by function")
             .bind(id)
@@ -220,65 +220,99 @@ async fn an_orders_traceparent_is_continued_by_every_function_and_its_spans_are_
 
 #[tokio::test]
 async fn an_order_with_a_garbage_traceparent_completes_in_a_trace_of_its_own() {
-    let collector = Collector::start().await;
-    let endpoint = collector.endpoint();
-    let binary = Binary::start(&traced(&endpoint)).await;
+    let binary = Binary::start(&JSON_LOGS).await;
     let token = binary.admin_token().await;
 
     let id = create_order(&binary, &token, Some("00-not-a-trace-at-all")).await;
 
     binary.await_order_status(&token, id, "Completed").await;
+    let created = log_line(&binary, "order created").await;
     let paid = log_line(&binary, &format!("order {id} completed")).await;
     let mailed = log_line(&binary, &format!("e-mail sent: order {id} confirmed, total 29.97")).await;
-    let trace = paid["trace_id"].as_str().expect("a trace id on the payment job's line");
-    assert_eq!(trace.len(), 32, "{paid}");
-    assert_eq!(mailed["trace_id"], trace, "one new trace for the whole order");
+    let trace = created["trace_id"].as_str().expect("a trace id on the request's line");
+    assert_eq!(trace.len(), 32, "{created}");
+    assert_ne!(trace, "not-a-trace-at-all");
+    assert_eq!(paid["trace_id"], trace, "one new trace for the whole order: {paid}");
+    assert_eq!(mailed["trace_id"], trace, "one new trace for the whole order: {mailed}");
 }
 
-#[tokio::test]
-async fn a_foreign_message_with_a_traceparent_header_is_continued() {
-    let binary = Binary::start(&[("LOG_FORMAT", "json"), ("RUST_LOG", "info")]).await;
-    let token = binary.admin_token().await;
-    let id = create_order(&binary, &token, None).await;
-    binary.await_order_status(&token, id, "Completed").await;
-    let foreign_trace = "0af7651916cd43dd8448eb211c80319c";
-
-    // Another producer announces the order's completion again, in its own trace; apalis-amqp
-    // hands a task only the `x-apalis-` headers (docs/upstream/apalis-amqp-trace-headers.md).
-    let mut headers = FieldTable::default();
-    let parent = traceparent(foreign_trace, "b7ad6b7169203331");
-    for name in ["traceparent", "x-apalis-traceparent"] {
-        headers.insert(name.into(), AMQPValue::LongString(parent.clone().into()));
-    }
+/// Publishes a foreign `OrderCompleted` for the already notified order `id` with `headers`, and
+/// waits for the line its job logs; the line, and the message id.
+async fn foreign_completion(binary: &Binary, id: i64, headers: FieldTable) -> (Value, String) {
     let message_id = uuid::Uuid::new_v4().to_string();
     let body = serde_json::json!({ "orderId": id, "userId": 1, "total": 29.97 }).to_string();
     let queue = format!("{}order-completed-event", binary.config.queue_prefix);
     publish_with_headers(&queue, body.as_bytes(), &message_id, headers).await;
+    let message = format!("order {id} was already notified; nothing to do");
+    let line = eventually("the foreign message's job to log", Duration::from_secs(20), || async {
+        binary.json_lines().into_iter().find(|line| {
+            line["span"]["messaging.message.id"] == message_id.as_str() && line["message"] == message.as_str()
+        })
+    })
+    .await;
+    (line, message_id)
+}
 
-    let line = log_line(&binary, &format!("order {id} was already notified; nothing to do")).await;
+fn trace_headers(names: &[&str], value: &str) -> FieldTable {
+    let mut headers = FieldTable::default();
+    for name in names {
+        headers.insert((*name).into(), AMQPValue::LongString(value.into()));
+    }
+    headers
+}
+
+/// The first value under `key` anywhere in `value`.
+fn find_key<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map.get(key).or_else(|| map.values().find_map(|v| find_key(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find_key(v, key)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_message_with_an_x_apalis_traceparent_header_is_continued() {
+    let binary = Binary::start(&JSON_LOGS).await;
+    let token = binary.admin_token().await;
+    let id = create_order(&binary, &token, None).await;
+    // The order's own OrderCompleted is handled first, so the foreign ones find it notified.
+    log_line(&binary, &format!("e-mail sent: order {id} confirmed, total 29.97")).await;
+    let foreign_trace = "0af7651916cd43dd8448eb211c80319c";
+    let parent = traceparent(foreign_trace, "b7ad6b7169203331");
+
+    // Another producer announces the order's completion again, in its own trace, under both
+    // names; apalis-amqp hands a task only the `x-apalis-` headers
+    // (docs/upstream/apalis-amqp-trace-headers.md), so the plain name alone starts a new trace.
+    let (line, message_id) =
+        foreign_completion(&binary, id, trace_headers(&["traceparent", "x-apalis-traceparent"], &parent)).await;
+    let (plain_only, _) = foreign_completion(&binary, id, trace_headers(&["traceparent"], &parent)).await;
+
     assert_eq!(line["trace_id"], foreign_trace, "{line}");
+    assert!(plain_only["trace_id"].as_str().is_some_and(|t| t.len() == 32 && t != foreign_trace), "{plain_only}");
     let pool = binary.pool().await;
     let journaled = eventually("the foreign message's journal row", Duration::from_secs(20), || async {
-        sqlx::query_scalar::<_, Option<String>>("select trace_id from job_journal where message_id = $1")
-            .bind(&message_id)
-            .fetch_optional(&pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, Option<String>>(
+            "select trace_id from job_journal where message_id = $1 and status = 'Done'",
+        )
+        .bind(&message_id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
     })
     .await;
     assert_eq!(journaled.as_deref(), Some(foreign_trace));
     // The board's task page shows it in the job's context.
-    let task: Value = binary
+    let queue = format!("{}order-completed-event", binary.config.queue_prefix);
+    let task = binary
         .client
         .get(format!("http://{}/api/v1/queues/{queue}/tasks/{message_id}", binary.board))
         .basic_auth("admin@example.com", Some("admin123"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert!(task["ctx"].to_string().contains(foreign_trace), "{task}");
+    assert_eq!(task.status(), 200);
+    let task: Value = task.json().await.unwrap();
+    assert_eq!(find_key(&task["ctx"], "trace_id"), Some(&Value::from(foreign_trace)), "{task}");
 }
 
 #[tokio::test]
@@ -310,20 +344,37 @@ async fn with_the_collector_down_orders_still_complete_and_the_log_says_so_once(
 }
 
 #[tokio::test]
-async fn with_opentelemetry_disabled_an_order_completes_and_carries_no_trace() {
-    let binary = Binary::start(&[("LOG_FORMAT", "json"), ("RUST_LOG", "info"), ("OTEL_SDK_DISABLED", "true")]).await;
+async fn with_opentelemetry_disabled_an_order_completes_with_no_trace_anywhere() {
+    let collector = Collector::start().await;
+    let endpoint = collector.endpoint();
+    let mut env = traced(&endpoint).to_vec();
+    env.push(("OTEL_SDK_DISABLED", "true"));
+    let binary = Binary::start(&env).await;
     let token = binary.admin_token().await;
 
     let id = create_order(&binary, &token, Some(&traceparent(TRACE, CLIENT_SPAN))).await;
 
-    binary.await_order_status(&token, id, "Completed").await;
     let mailed = log_line(&binary, &format!("e-mail sent: order {id} confirmed, total 29.97")).await;
     assert!(mailed.get("trace_id").is_none(), "{mailed}");
     let pool = binary.pool().await;
+    let done = eventually("both jobs journaled Done", Duration::from_secs(20), || async {
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as("select status, trace_id from job_journal where order_id = $1")
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        (rows.len() == 2 && rows.iter().all(|(status, _)| status == "Done")).then_some(rows)
+    })
+    .await;
+    assert!(done.iter().all(|(_, trace)| trace.is_none()), "{done:?}");
     let traced: i64 = sqlx::query_scalar("select count(*) from outbox where order_id = $1 and traceparent is not null")
         .bind(id)
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(traced, 0);
+    // Several export intervals later, nothing has been sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(collector.spans().len(), 0);
 }
