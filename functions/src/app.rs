@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::deps::Externals;
 use crate::{
     accounts,
-    board::LogBroadcaster,
+    board::LiveLog,
     http::{Accounts, AppState, DeadLetterSettings, TokenKeys},
     registry::Function,
     supervisor,
@@ -60,7 +60,7 @@ pub struct Application {
     pub(crate) http: TcpListener,
     pub(crate) board: Option<TcpListener>,
     /// The one the process's tracing writes to, when it was given one.
-    pub(crate) log_broadcaster: Option<LogBroadcaster>,
+    pub(crate) live_log: Option<LiveLog>,
 }
 
 impl Application {
@@ -132,25 +132,14 @@ impl Application {
             },
             passwords: crate::credentials::PasswordGate::from_config(&config),
         };
-        Ok(Application {
-            config,
-            role,
-            topology,
-            pool,
-            publisher,
-            state,
-            externals,
-            http,
-            board,
-            log_broadcaster: None,
-        })
+        Ok(Application { config, role, topology, pool, publisher, state, externals, http, board, live_log: None })
     }
 
-    /// Feeds the board's live log stream from `broadcaster` (which the process's tracing
-    /// subscriber writes to); without it the stream stays empty.
+    /// Feeds the board's live log stream from `live_log` (whose layer the process's tracing
+    /// subscriber has); without it the stream stays empty.
     #[must_use]
-    pub fn with_log_broadcaster(mut self, broadcaster: LogBroadcaster) -> Self {
-        self.log_broadcaster = Some(broadcaster);
+    pub fn with_live_log(mut self, live_log: LiveLog) -> Self {
+        self.live_log = Some(live_log);
         self
     }
 

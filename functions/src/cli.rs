@@ -41,6 +41,13 @@ pub enum Command {
     Users(UsersCommand),
 }
 
+impl Command {
+    /// Whether this command serves the board (and so feeds its live log).
+    pub fn serves_board(&self) -> bool {
+        matches!(self, Command::All | Command::Api)
+    }
+}
+
 /// `orderflow dlq …`.
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {

@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use clap::Parser;
 use orderflow::{
     app::{Application, Role},
-    board::LogBroadcaster,
+    board::LiveLog,
     cli::{Cli, Command},
     registry::Function,
     supervisor::shutdown_signal,
@@ -15,14 +15,18 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let broadcaster = apalis_board::axum::sse::TracingBroadcaster::create();
+    // Only a process that serves the board feeds its live log (issue 15: the layer is costly).
+    let live_log = cli.command.as_ref().is_none_or(Command::serves_board).then(LiveLog::new);
     let export = shared::telemetry::Export {
         endpoint: cli.config.otel_exporter_otlp_endpoint.as_deref(),
         service_name: &cli.config.otel_service_name,
         sdk_disabled: cli.config.otel_sdk_disabled,
     };
-    let installed = orderflow::board::board_log_layer(&broadcaster)
-        .and_then(|board| shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, export, vec![board]));
+    let installed = live_log
+        .iter()
+        .map(LiveLog::layer)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .and_then(|extra| shared::telemetry::init(cli.config.log_format, &cli.config.rust_log, export, extra));
     let telemetry = match installed {
         Ok(telemetry) => telemetry,
         Err(e) => {
@@ -30,7 +34,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match run(cli, broadcaster).await {
+    let code = match run(cli, live_log).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "orderflow failed");
@@ -42,7 +46,7 @@ async fn main() -> ExitCode {
     code
 }
 
-async fn run(cli: Cli, broadcaster: LogBroadcaster) -> anyhow::Result<()> {
+async fn run(cli: Cli, live_log: Option<LiveLog>) -> anyhow::Result<()> {
     let role = match cli.command.unwrap_or(Command::All) {
         Command::All => Role::All,
         Command::Api => Role::Api,
@@ -57,7 +61,10 @@ async fn run(cli: Cli, broadcaster: LogBroadcaster) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let app = Application::build(cli.config, role).await?.with_log_broadcaster(broadcaster);
+    let mut app = Application::build(cli.config, role).await?;
+    if let Some(live_log) = live_log {
+        app = app.with_live_log(live_log);
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();

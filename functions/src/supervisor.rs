@@ -47,7 +47,7 @@ impl ShutdownBudget {
 /// Runs `app` until `shutdown` is cancelled or a part ends, then shuts it down (see
 /// [`Application::run`]).
 pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let Application { config, role, topology, pool, publisher, state, externals, http, board, log_broadcaster } = app;
+    let Application { config, role, topology, pool, publisher, state, externals, http, board, live_log } = app;
     let budget = ShutdownBudget::new(config.shutdown_timeout());
     let parts = Parts::new(&shutdown, HttpLimits::from_config(&config), state.metrics.clone());
     let (journal, journal_writer) = Journal::new(pool.clone(), state.metrics.clone());
@@ -89,15 +89,14 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     }));
 
     if let Some(board_listener) = board {
-        // One broadcaster per process: the one its tracing writes to, or (when none was given)
-        // one for the board alone, whose stream then stays empty.
-        let broadcaster = log_broadcaster.unwrap_or_else(apalis_board::axum::sse::TracingBroadcaster::create);
+        // The live log the process's tracing feeds, or (when none was given) one for the board
+        // alone, whose stream then stays empty.
         let router = board::router(
             pool.clone(),
             &state.outbox,
             &topology,
             &config.expiry_schedule,
-            broadcaster,
+            live_log.unwrap_or_default(),
             state.passwords.clone(),
             state.accounts.demo_password_allowed(),
         )?;

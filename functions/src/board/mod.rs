@@ -3,9 +3,9 @@
 //!
 //! The UI is a prebuilt WASM app that expects to own `/` of its origin with its API at
 //! `/api/v1`, hence its own listener. Its live log stream (`/api/v1/events`) carries the events
-//! logged inside job spans, at debug level, through [`board_log_layer`].
+//! logged inside job spans, at debug level, while someone watches it (`live_log.rs`, [`LiveLog`]).
 //!
-//! This file builds the router and the log layer. Beside it: `backend.rs`, the backend
+//! This file builds the router. Beside it: `backend.rs`, the backend
 //! apalis-board reads (one per queue, over the journal, its SQL in `shared::db::board`);
 //! `stats.rs`, each queue's statistics, the cron's schedule and last run among them; `task.rs`,
 //! from journal rows to board tasks; `args.rs`, each queue's argument type; `ui.rs`, the UI's
@@ -14,24 +14,22 @@
 mod args;
 mod auth;
 mod backend;
+mod live_log;
 mod stats;
 mod task;
 mod ui;
 
-use std::sync::{Arc, Mutex};
+pub use live_log::LiveLog;
 
-use apalis_board::axum::{
-    framework::{ApiBuilder, RegisterRoute},
-    sse::{TracingBroadcaster, TracingSubscriber},
-};
+use std::sync::Arc;
+
+use apalis_board::axum::framework::{ApiBuilder, RegisterRoute};
 use axum::{Extension, Router, middleware};
 use shared::{
     events::{OrderCompleted, OrderCreated, OrderExpired},
     messaging::{OutboxSignal, Topology},
-    telemetry::{BoxedLayer, layer_filter},
 };
 use sqlx::PgPool;
-use tracing_subscriber::Layer;
 
 use self::{
     args::ExpiryRun,
@@ -45,21 +43,6 @@ use crate::{
     registry::{Function, board_queue},
 };
 
-/// The board's live log stream.
-pub type LogBroadcaster = Arc<Mutex<TracingBroadcaster>>;
-
-/// A tracing layer feeding the board's live log stream: job events down to debug, including
-/// apalis's `task` span (created at debug), which the stream needs to attribute events to jobs.
-///
-/// # Errors
-/// Never in practice: the filter is a constant.
-pub fn board_log_layer(broadcaster: &LogBroadcaster) -> anyhow::Result<BoxedLayer> {
-    Ok(TracingSubscriber::new(broadcaster)
-        .layer()
-        .with_filter(layer_filter("info,apalis=debug,orderflow=debug,shared=debug,sqlx=warn,lapin=warn")?)
-        .boxed())
-}
-
 /// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
 /// Credentials are checked through `passwords`, the API's gate (one pool, one throttle), and the
 /// demo password is accepted only if `demo_password_allowed`.
@@ -72,7 +55,7 @@ pub fn router(
     outbox: &OutboxSignal,
     topology: &Topology,
     expiry_schedule: &str,
-    broadcaster: LogBroadcaster,
+    live_log: LiveLog,
     passwords: PasswordGate,
     demo_password_allowed: bool,
 ) -> anyhow::Result<Router> {
@@ -87,7 +70,12 @@ pub fn router(
     let api = backends.register::<OrderExpired>(api, Function::OnOrderExpired);
     let api = backends.register::<ExpiryRun>(api, Function::ExpireOrders);
     Ok(Router::new()
-        .nest("/api/v1", api.build().layer(Extension(broadcaster)))
+        .nest(
+            "/api/v1",
+            api.build()
+                .layer(Extension(live_log.broadcaster()))
+                .layer(middleware::from_fn_with_state(live_log, live_log::count_watchers)),
+        )
         .fallback(ui::serve)
         .layer(middleware::from_fn_with_state(BoardAuth::new(pool, passwords, demo_password_allowed), require_admin)))
 }

@@ -18,6 +18,7 @@ use lapin::{
 };
 use orderflow::{
     app::{Application, Externals, Role},
+    board::LiveLog,
     http::TokenKeys,
 };
 use reqwest::{Response, StatusCode};
@@ -99,7 +100,7 @@ pub fn app() -> TestAppBuilder {
     config.payment_delay_ms = 0;
     config.payment_success_rate = 1.0;
     config.retry_base_ms = 100;
-    TestAppBuilder { config, role: Role::Api, payments: None, predeclare: true }
+    TestAppBuilder { config, role: Role::Api, payments: None, predeclare: true, live_log: None }
 }
 
 /// See [`app`].
@@ -108,6 +109,7 @@ pub struct TestAppBuilder {
     role: Role,
     payments: Option<Arc<dyn PaymentGateway>>,
     predeclare: bool,
+    live_log: Option<LiveLog>,
 }
 
 impl TestAppBuilder {
@@ -140,10 +142,17 @@ impl TestAppBuilder {
         self
     }
 
+    /// Serves this live log on the board (no tracing layer feeds it here: the test process has
+    /// one global subscriber).
+    pub fn live_log(mut self, live_log: LiveLog) -> Self {
+        self.live_log = Some(live_log);
+        self
+    }
+
     /// Starts it.
     pub async fn spawn(self) -> TestApp {
         LazyLock::force(&TRACING);
-        let TestAppBuilder { config, role, payments, predeclare } = self;
+        let TestAppBuilder { config, role, payments, predeclare, live_log } = self;
         // Declare the queues up front, so a test may publish or count before the app's own
         // connections have declared them.
         if predeclare {
@@ -156,7 +165,11 @@ impl TestAppBuilder {
             externals.payments = payments;
         }
         let database = config.database_url.rsplit('/').next().unwrap().to_owned();
-        let app = Application::build_with(config.clone(), role, externals).await.expect("orderflow failed to start");
+        let mut app =
+            Application::build_with(config.clone(), role, externals).await.expect("orderflow failed to start");
+        if let Some(live_log) = live_log {
+            app = app.with_live_log(live_log);
+        }
         let address = format!("http://{}", app.http_addr());
         let board_address = app.board_addr().map(|addr| format!("http://{addr}"));
         let pool = app.pool().clone();
