@@ -10,13 +10,7 @@ use crate::process::Binary;
 #[tokio::test]
 async fn the_boards_live_log_streams_the_events_of_running_jobs() {
     let binary = Binary::start(&[]).await;
-    let events = binary
-        .client
-        .get(format!("http://{}/api/v1/events", binary.board))
-        .basic_auth("admin@example.com", Some("admin123"))
-        .send()
-        .await
-        .unwrap();
+    let events = binary.board_get("/events").await;
     assert!(events.status().is_success(), "{}", events.status());
     let mut stream = events.bytes_stream();
 

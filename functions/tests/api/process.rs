@@ -114,19 +114,21 @@ impl Binary {
         PgPool::connect(&self.config.database_url).await.unwrap()
     }
 
+    /// `GET` an API path with `token`: the JSON body, if the request and its decoding worked.
+    pub async fn get_json(&self, token: &str, path: &str) -> Option<Value> {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.ok()?.json().await.ok()
+    }
+
+    /// `GET` a board path (under `/api/v1`) with the development admin's credentials.
+    pub async fn board_get(&self, path: &str) -> reqwest::Response {
+        let url = format!("http://{}/api/v1{path}", self.board);
+        self.client.get(url).basic_auth("admin@example.com", Some("admin123")).send().await.unwrap()
+    }
+
     /// Waits until order `id` is `status`, as the API reports it.
     pub async fn await_order_status(&self, token: &str, id: i64, status: &str) {
         eventually(&format!("order {id} to be {status}"), Duration::from_secs(30), || async {
-            let order: Value = self
-                .client
-                .get(self.url(&format!("/api/orders/{id}")))
-                .bearer_auth(token)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let order = self.get_json(token, &format!("/api/orders/{id}")).await?;
             (order["status"] == status).then_some(())
         })
         .await;

@@ -154,16 +154,8 @@ async fn an_orders_traceparent_is_continued_by_every_function_and_its_spans_are_
     assert_eq!(outbox.len(), 2, "{outbox:?}");
     assert!(outbox.iter().all(|(_, parent)| parent.as_deref().is_some_and(|p| p.contains(TRACE))), "{outbox:?}");
     let timeline = eventually("the order's timeline to show both jobs finished", Duration::from_secs(20), || async {
-        let timeline: Vec<Value> = binary
-            .client
-            .get(binary.url(&format!("/api/orders/{id}/events")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let timeline = binary.get_json(&token, &format!("/api/orders/{id}/events")).await?;
+        let timeline = timeline.as_array()?.clone();
         // OrderCreated and OrderCompleted written and published; two jobs started and finished.
         let traced = timeline.iter().filter(|entry| entry["traceId"] == TRACE).count();
         (traced == 8).then_some(timeline)
@@ -303,13 +295,7 @@ async fn a_foreign_message_with_an_x_apalis_traceparent_header_is_continued() {
     assert_eq!(journaled.as_deref(), Some(foreign_trace));
     // The board's task page shows it in the job's context.
     let queue = format!("{}order-completed-event", binary.config.queue_prefix);
-    let task = binary
-        .client
-        .get(format!("http://{}/api/v1/queues/{queue}/tasks/{message_id}", binary.board))
-        .basic_auth("admin@example.com", Some("admin123"))
-        .send()
-        .await
-        .unwrap();
+    let task = binary.board_get(&format!("/queues/{queue}/tasks/{message_id}")).await;
     assert_eq!(task.status(), 200);
     let task: Value = task.json().await.unwrap();
     assert_eq!(find_key(&task["ctx"], "trace_id"), Some(&Value::from(foreign_trace)), "{task}");
