@@ -339,3 +339,26 @@ async fn a_task_pushed_from_the_board_goes_through_the_outbox_to_its_function() 
     .unwrap();
     assert_eq!(via_outbox, 1, "the push went out through the outbox");
 }
+
+#[tokio::test]
+async fn a_published_message_no_function_has_taken_yet_shows_as_pending() {
+    // The API role publishes but runs no function: the message waits in its queue.
+    let app = app().spawn().await;
+    let id = create_order_with_request_id(&app, "req-pending-1").await;
+
+    let row = eventually("the relay's Pending journal row", Duration::from_secs(20), || async {
+        let message_id: Option<String> =
+            sqlx::query_scalar("select message_id::text from outbox where order_id = $1 and sent_at is not null")
+                .bind(id)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
+        app.journal_row(&message_id?).await
+    })
+    .await;
+    assert_eq!(row["status"], "Pending", "{row}");
+    assert_eq!(row["function"], "on_order_created", "{row}");
+    assert_eq!(row["attempts"], 0, "{row}");
+    assert_eq!(row["order_id"], id, "{row}");
+    assert_eq!(row["correlation_id"], "req-pending-1", "{row}");
+}
