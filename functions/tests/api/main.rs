@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod board_ui;
 mod create_order;
+mod database;
 mod dead_letters;
 mod dlq;
 mod expiry;

@@ -1,0 +1,309 @@
+//! The database layer's own rules (`shared::db`), tested against the real PostgreSQL: which
+//! errors are worth retrying, how a database is created and a server waited for, and the
+//! statement timeouts a pool and the retention sweep's connection run under.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use shared::db;
+use sqlx::{Connection as _, PgConnection};
+use uuid::Uuid;
+
+use crate::helpers::{postgres_server, spawn_app};
+
+/// A scratch database name, dropped by [`drop_database`].
+fn scratch_database() -> String {
+    format!("orderflow_test_{}", &Uuid::new_v4().simple().to_string()[..16])
+}
+
+async fn drop_database(name: &str) {
+    let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"drop database if exists "{name}" with (force)"#)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// The error PostgreSQL returns for a statement that raises SQLSTATE `code`.
+async fn error_with_code(conn: &mut PgConnection, code: &str) -> sqlx::Error {
+    let statement = format!("do $$ begin raise exception 'test error' using errcode = '{code}'; end $$");
+    let err = sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut *conn).await.unwrap_err();
+    let reported = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(reported.as_deref(), Some(code), "PostgreSQL did not raise {code}: {err}");
+    err
+}
+
+#[tokio::test]
+async fn a_lost_connection_an_exhausted_server_or_a_serialisation_failure_is_retried_and_a_broken_rule_is_not() {
+    let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
+
+    // Class 08 connection exceptions, 57P operator intervention, 53 insufficient resources,
+    // serialisation failure and deadlock.
+    for code in ["08006", "08001", "57P01", "57P03", "53300", "53100", "40001", "40P01"] {
+        let err = error_with_code(&mut conn, code).await;
+        assert!(db::is_transient(&err), "SQLSTATE {code} should be worth retrying");
+    }
+    // A unique violation, a syntax error, a division by zero, a raised exception, and the
+    // other codes of class 40 (a transaction rollback that is not a conflict).
+    for code in ["23505", "42601", "22012", "P0001", "40002", "40003"] {
+        let err = error_with_code(&mut conn, code).await;
+        assert!(!db::is_transient(&err), "SQLSTATE {code} should not be retried");
+    }
+
+    // The connection or the pool, rather than a statement.
+    let transient = [
+        sqlx::Error::Io(std::io::Error::other("connection reset")),
+        sqlx::Error::Tls("handshake failed".into()),
+        sqlx::Error::Protocol("unexpected message".into()),
+        sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed,
+    ];
+    for err in &transient {
+        assert!(db::is_transient(err), "{err:?} should be worth retrying");
+    }
+    for err in [sqlx::Error::RowNotFound, sqlx::Error::ColumnNotFound("total".into())] {
+        assert!(!db::is_transient(&err), "{err:?} should not be retried");
+    }
+}
+
+#[tokio::test]
+async fn a_violated_constraint_is_named_and_any_other_error_names_none() {
+    let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
+    sqlx::raw_sql("create temporary table t (id int constraint t_id_is_unique unique)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql("insert into t values (1)").execute(&mut conn).await.unwrap();
+
+    let err = sqlx::raw_sql("insert into t values (1)").execute(&mut conn).await.unwrap_err();
+    assert_eq!(db::violated_constraint(&err), Some("t_id_is_unique"));
+
+    let err = error_with_code(&mut conn, "22012").await;
+    assert_eq!(db::violated_constraint(&err), None);
+    assert_eq!(db::violated_constraint(&sqlx::Error::PoolTimedOut), None);
+}
+
+#[tokio::test]
+async fn a_missing_database_is_created_once_even_by_racing_callers() {
+    let name = scratch_database();
+    let url = format!("{}/{name}", postgres_server());
+
+    let racing: Vec<_> = (0..6)
+        .map(|_| {
+            tokio::spawn({
+                let url = url.clone();
+                async move { db::ensure_database(&url).await }
+            })
+        })
+        .collect();
+    for caller in racing {
+        caller.await.unwrap().expect("every racing caller should find the database created");
+    }
+    let exists: bool = {
+        let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    drop_database(&name).await;
+    assert!(exists, "the database {name} was not created");
+}
+
+#[tokio::test]
+async fn a_database_the_server_refuses_to_create_is_an_error() {
+    // A role that may log in but not create databases.
+    let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
+    sqlx::raw_sql(
+        "do $$ begin create role orderflow_test_cannot_create login nocreatedb;
+         exception when duplicate_object then null; end $$",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let server = postgres_server();
+    let host = server.rsplit('@').next().unwrap();
+    let name = scratch_database();
+
+    let result = db::ensure_database(&format!("postgres://orderflow_test_cannot_create@{host}/{name}")).await;
+
+    let err = result.expect_err("creating a database without the privilege should fail");
+    assert!(format!("{err:#}").contains("permission denied"), "{err:#}");
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(!exists);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_retried_with_doubling_delays_until_the_patience_runs_out() {
+    // A server that accepts connections and closes them at once: every attempt fails, and
+    // each one shows up here as an accepted connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counting = tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        }
+    });
+
+    let started = tokio::time::Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        db::connect_and_migrate(
+            &format!("postgres://postgres@127.0.0.1:{port}/unreachable"),
+            1,
+            Duration::from_secs(1),
+            Duration::ZERO,
+        ),
+    )
+    .await
+    .expect("waiting for an unreachable server should end once its patience runs out");
+    let waited = started.elapsed();
+    counting.abort();
+
+    assert!(result.is_err(), "an unreachable server cannot be connected to");
+    assert!(waited >= Duration::from_secs(1), "gave up after {waited:?}, before its patience of 1 s ran out");
+    // Attempts at 0, 0.2, 0.6 and 1.4 s: the delay doubles from 200 ms.
+    let attempts = accepted.load(Ordering::SeqCst);
+    assert!((3..=8).contains(&attempts), "{attempts} connection attempts in {waited:?}");
+}
+
+#[tokio::test]
+async fn ping_answers_only_while_the_database_does() {
+    let app = spawn_app().await;
+    db::ping(&app.pool).await.expect("the test database answers");
+
+    let unreachable = db::pool("postgres://postgres@127.0.0.1:1/nothing", 1, Duration::ZERO).unwrap();
+    assert!(db::ping(&unreachable).await.is_err(), "nothing listens on port 1");
+}
+
+#[tokio::test]
+async fn a_pool_bounds_every_statement_by_its_timeout_and_zero_sets_none() {
+    let app = spawn_app().await;
+    let url = &app.config.database_url;
+
+    let bounded = db::pool(url, 1, Duration::from_millis(100)).unwrap();
+    let err = sqlx::query("select pg_sleep(0.5)").execute(&bounded).await.unwrap_err();
+    let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("57014"), "the statement should be cancelled: {err}");
+
+    let unbounded = db::pool(url, 1, Duration::ZERO).unwrap();
+    let timeout: String = sqlx::query_scalar("show statement_timeout").fetch_one(&unbounded).await.unwrap();
+    assert_eq!(timeout, "0", "a zero timeout should leave statements unbounded");
+}
+
+#[tokio::test]
+async fn the_retention_sweep_replaces_its_connections_statement_timeout() {
+    let app = spawn_app().await;
+    let bounded = db::pool(&app.config.database_url, 1, Duration::from_millis(100)).unwrap();
+    let mut conn = bounded.acquire().await.unwrap();
+
+    db::retention::set_statement_timeout(&mut conn, Duration::from_secs(5)).await.unwrap();
+
+    sqlx::query("select pg_sleep(0.3)")
+        .execute(&mut *conn)
+        .await
+        .expect("the statement runs under the sweep's bound of 5 s, not the pool's 100 ms");
+}
+
+/// A Pending order of user 1, created as the API creates one.
+async fn pending_order(pool: &sqlx::PgPool) -> i64 {
+    let new = shared::domain::NewOrder::parse(1, 1, 1, "5.00".parse().unwrap(), None).unwrap();
+    db::orders::insert_order(pool, &new, Uuid::now_v7(), "test", (None, None), None).await.unwrap().id
+}
+
+#[tokio::test]
+async fn the_guarded_start_of_a_payment_tells_a_retry_of_its_own_message_from_a_duplicate() {
+    use db::orders::{StartProcessing, mark_processing_if_pending};
+    use shared::domain::OrderStatus;
+    let app = spawn_app().await;
+    let pool = &app.pool;
+    let id = pending_order(pool).await;
+
+    let first = mark_processing_if_pending(pool, id, Some("message-a")).await.unwrap();
+    let retry = mark_processing_if_pending(pool, id, Some("message-a")).await.unwrap();
+    let duplicate = mark_processing_if_pending(pool, id, Some("message-b")).await.unwrap();
+    let anonymous = mark_processing_if_pending(pool, id, None).await.unwrap();
+    let missing = mark_processing_if_pending(pool, id + 1000, Some("message-a")).await.unwrap();
+
+    assert_eq!(first, StartProcessing::Started);
+    assert_eq!(retry, StartProcessing::Resume, "the message that started the payment resumes it");
+    assert_eq!(
+        duplicate,
+        StartProcessing::AlreadyPast(OrderStatus::Processing),
+        "another message must not charge again"
+    );
+    assert_eq!(
+        anonymous,
+        StartProcessing::AlreadyPast(OrderStatus::Processing),
+        "a message without an id resumes nothing"
+    );
+    assert_eq!(missing, StartProcessing::NotFound);
+
+    // An order without a recorded payment message is never resumed, not even by an anonymous one.
+    let unrecorded = pending_order(pool).await;
+    assert_eq!(mark_processing_if_pending(pool, unrecorded, None).await.unwrap(), StartProcessing::Started);
+    assert_eq!(
+        mark_processing_if_pending(pool, unrecorded, None).await.unwrap(),
+        StartProcessing::AlreadyPast(OrderStatus::Processing)
+    );
+}
+
+#[tokio::test]
+async fn completing_an_order_writes_its_event_only_while_it_is_processing() {
+    let app = spawn_app().await;
+    let pool = &app.pool;
+    let processing = pending_order(pool).await;
+    let expired = pending_order(pool).await;
+    sqlx::query(
+        "update orders set status = case when id = $1 then 'Processing' else 'Expired' end where id in ($1, $2)",
+    )
+    .bind(processing)
+    .bind(expired)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    let completed = db::orders::complete_with_event(pool, processing, Uuid::now_v7(), "test", (None, None)).await;
+    let too_late = db::orders::complete_with_event(pool, expired, Uuid::now_v7(), "test", (None, None)).await;
+
+    assert!(completed.unwrap(), "a Processing order completes");
+    assert!(!too_late.unwrap(), "an order that expired meanwhile does not");
+    let events: Vec<i64> =
+        sqlx::query_scalar("select order_id from outbox where event_type = 'OrderCompleted' order by order_id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(events, [processing]);
+    assert_eq!(crate::helpers::order_status(pool, expired).await, "Expired");
+}
+
+#[tokio::test]
+async fn counting_orders_stops_at_its_cap_and_honours_the_filter() {
+    use db::orders::{OrderFilter, count_orders_up_to};
+    let app = spawn_app().await;
+    let pool = &app.pool;
+    for _ in 0..3 {
+        pending_order(pool).await;
+    }
+    let all = OrderFilter::default();
+    let of_nobody = OrderFilter { owner: Some(424_242), ..OrderFilter::default() };
+
+    assert_eq!(count_orders_up_to(pool, all, 10).await.unwrap(), 3);
+    assert_eq!(count_orders_up_to(pool, all, 2).await.unwrap(), 2, "no further than the cap");
+    assert_eq!(count_orders_up_to(pool, of_nobody, 10).await.unwrap(), 0);
+}
