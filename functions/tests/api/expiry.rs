@@ -208,3 +208,40 @@ async fn a_tick_that_expires_orders_wakes_the_relay_so_their_events_leave_before
 async fn unsent(pool: &PgPool) -> i64 {
     sqlx::query_scalar("select count(*) from outbox where sent_at is null").fetch_one(pool).await.unwrap()
 }
+
+#[tokio::test]
+async fn a_run_whose_batch_fails_is_recorded_as_failed_with_its_error_and_its_retry_claims_the_tick_again() {
+    let app = app().spawn().await;
+    let now = Utc::now();
+    let stale = order(&app.pool, "Processing", now, TTL * 2).await;
+    let scheduled = now - chrono::Duration::seconds(1);
+    // The outbox refuses OrderExpired rows for now, so the batch's statement fails.
+    sqlx::raw_sql("alter table outbox add constraint no_expiry_yet check (event_type <> 'OrderExpired') not valid")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let deps = deps(&app.pool, now);
+
+    let failed = tokio::time::timeout(TICK_LIMIT, run_tick(scheduled, &deps, "worker-a")).await.unwrap();
+
+    let err = failed.expect_err("the batch's statement was refused");
+    assert!(err.to_string().contains("no_expiry_yet"), "{err}");
+    let run: (String, Option<i64>, Option<String>) =
+        sqlx::query_as("select outcome, affected, error from cron_runs where job = 'expire_orders'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((run.0.as_str(), run.1), ("Failed", Some(0)), "{run:?}");
+    assert!(run.2.as_deref().is_some_and(|e| e.contains("no_expiry_yet")), "{run:?}");
+    assert_eq!(crate::helpers::order_status(&app.pool, stale).await, "Processing", "the failed batch changed nothing");
+
+    sqlx::raw_sql("alter table outbox drop constraint no_expiry_yet").execute(&app.pool).await.unwrap();
+    let retried = tick(scheduled, &deps, "worker-b").await;
+
+    assert_eq!(retried, Some(1), "a failed tick may be claimed again, by any process");
+    let outcomes: Vec<String> = sqlx::query_scalar("select outcome from cron_runs where job = 'expire_orders'")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, ["Done"]);
+}

@@ -293,6 +293,33 @@ async fn finished_journal_entries_past_the_retention_are_pruned() {
 }
 
 #[tokio::test]
+async fn pruning_goes_on_batch_after_batch_until_nothing_is_left_and_then_stops() {
+    let app = app().spawn().await;
+    // One more than a batch (5000 rows per table and statement).
+    sqlx::query(
+        "insert into job_journal (message_id, queue, function, status, max_attempts, enqueued_at, finished_at)
+         select 'old-' || n, 'q', 'f', 'Done', 1, now() - interval '11 days', now() - interval '10 days'
+         from generate_series(1, 5001) as n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let week_ago = chrono::Utc::now() - chrono::Duration::days(7);
+    let limit = Duration::from_secs(60);
+
+    let pruned = tokio::time::timeout(limit, shared::db::retention::prune_once(&mut conn, week_ago, week_ago)).await;
+    let pruned = pruned.expect("pruning never ended");
+    let again = tokio::time::timeout(limit, shared::db::retention::prune_once(&mut conn, week_ago, week_ago)).await;
+    let again = again.expect("pruning nothing never ended");
+
+    assert_eq!(pruned.unwrap(), 5001);
+    assert_eq!(again.unwrap(), 0);
+    drop(conn);
+    assert_eq!(app.count("job_journal").await, 0);
+}
+
+#[tokio::test]
 async fn a_task_pushed_from_the_board_goes_through_the_outbox_to_its_function() {
     let app = app().with_functions().spawn().await;
     let id = create_order_with_request_id(&app, "req-board-push").await;
@@ -361,4 +388,34 @@ async fn a_published_message_no_function_has_taken_yet_shows_as_pending() {
     assert_eq!(row["attempts"], 0, "{row}");
     assert_eq!(row["order_id"], id, "{row}");
     assert_eq!(row["correlation_id"], "req-pending-1", "{row}");
+}
+
+#[tokio::test]
+async fn the_board_lists_a_queue_known_only_from_its_journal_with_its_counts_and_daily_activity() {
+    let app = app().spawn().await;
+    // A queue this version does not consume (a function since removed): two jobs published
+    // today, one two days ago.
+    sqlx::raw_sql(
+        "insert into job_journal (message_id, queue, function, status, max_attempts, enqueued_at) values
+            ('retired-1', 'retired-queue', 'on_retired', 'Done', 1, now()),
+            ('retired-2', 'retired-queue', 'on_retired', 'Done', 1, now()),
+            ('retired-3', 'retired-queue', 'on_retired', 'Killed', 1, now() - interval '2 days')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let queues: Value = app.board_get("/queues").await.json().await.unwrap();
+
+    let retired = queues.as_array().unwrap().iter().find(|q| q["name"] == "retired-queue");
+    let retired = retired.unwrap_or_else(|| panic!("the journaled queue is missing from {queues}"));
+    assert_eq!(retired["activity"], serde_json::json!([0, 0, 0, 0, 1, 0, 2]), "oldest day first: {retired}");
+    let stat = |title: &str| {
+        retired["stats"].as_array().unwrap().iter().find(|s| s["title"] == title).unwrap()["value"].clone()
+    };
+    assert_eq!(
+        (stat("TOTAL_JOBS"), stat("DONE_JOBS"), stat("KILLED_JOBS")),
+        ("3".into(), "2".into(), "1".into()),
+        "{retired}"
+    );
 }

@@ -134,3 +134,22 @@ async fn a_cron_run_of_a_dead_process_is_marked_killed_and_dead_workers_are_remo
         sqlx::query_scalar("select name from workers order by name").fetch_all(&app.pool).await.unwrap();
     assert_eq!(workers, ["expire_orders@live-2"]);
 }
+
+#[tokio::test]
+async fn a_sweep_skips_while_another_process_holds_the_sweep_lock() {
+    let app = spawn_app().await;
+    let settings = RetentionSettings::from_config(&app.config);
+    let timeout = i32::try_from(settings.orphan_after.as_secs()).unwrap();
+    running_job(&app.pool, "orphan", "dead@host-1", timeout + 30).await;
+    // Another process's sweep, under way on its own session.
+    let mut other = app.pool.acquire().await.unwrap();
+    assert!(shared::db::retention::try_lock(&mut other).await.unwrap(), "the lock is free at first");
+
+    sweep(&app.pool, settings).await.unwrap();
+    let while_held = status_and_error(&app.pool, "orphan").await.0;
+    other.close().await.unwrap();
+    sweep(&app.pool, settings).await.unwrap();
+
+    assert_eq!(while_held, "Running", "a second sweep ran while the first held the lock");
+    assert_eq!(status_and_error(&app.pool, "orphan").await.0, "Killed", "the sweep runs once the lock is free");
+}

@@ -1,6 +1,6 @@
 //! Notifications: what the completion and expiry functions record, once per order and type.
 
-use std::{fmt, str::FromStr};
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,12 +25,6 @@ impl NotificationType {
             NotificationType::OrderCompleted => "OrderCompleted",
             NotificationType::OrderExpired => "OrderExpired",
         }
-    }
-}
-
-impl fmt::Display for NotificationType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -14,7 +14,7 @@
 //! No other code inserts into `outbox` (tests aside); the relay only claims and marks rows, and
 //! retention ([`super::retention`]) deletes sent ones.
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -56,8 +56,7 @@ pub struct OutboxMessage {
 /// Database errors.
 pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> sqlx::Result<(DateTime<Utc>, Vec<OutboxMessage>)> {
     // Microseconds, as PostgreSQL stores it, so the value compares equal when it comes back.
-    let until = Utc::now() + lease;
-    let until = until.with_nanosecond(until.nanosecond() / 1000 * 1000).unwrap_or(until);
+    let until = (Utc::now() + lease).trunc_subsecs(6);
     let mut rows = sqlx::query_as!(
         OutboxMessage,
         r#"
