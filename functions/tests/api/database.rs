@@ -14,19 +14,11 @@ use shared::db;
 use sqlx::{Connection as _, PgConnection};
 use uuid::Uuid;
 
-use crate::helpers::{postgres_server, spawn_app};
+use crate::helpers::{ScratchDatabase, postgres_server, spawn_app};
 
-/// A scratch database name, dropped by [`drop_database`].
-fn scratch_database() -> String {
-    format!("orderflow_test_{}", &Uuid::new_v4().simple().to_string()[..16])
-}
-
-async fn drop_database(name: &str) {
-    let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"drop database if exists "{name}" with (force)"#)))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+/// A scratch database name, dropped at the end of the test.
+fn scratch_database() -> ScratchDatabase {
+    ScratchDatabase(format!("orderflow_test_{}", &Uuid::new_v4().simple().to_string()[..16]))
 }
 
 /// The error PostgreSQL returns for a statement that raises SQLSTATE `code`.
@@ -90,7 +82,8 @@ async fn a_violated_constraint_is_named_and_any_other_error_names_none() {
 
 #[tokio::test]
 async fn a_missing_database_is_created_once_even_by_racing_callers() {
-    let name = scratch_database();
+    let scratch = scratch_database();
+    let name = &scratch.0;
     let url = format!("{}/{name}", postgres_server());
 
     let racing: Vec<_> = (0..6)
@@ -107,12 +100,11 @@ async fn a_missing_database_is_created_once_even_by_racing_callers() {
     let exists: bool = {
         let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
         sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(&name)
+            .bind(name)
             .fetch_one(&mut conn)
             .await
             .unwrap()
     };
-    drop_database(&name).await;
     assert!(exists, "the database {name} was not created");
 }
 
@@ -129,14 +121,15 @@ async fn a_database_the_server_refuses_to_create_is_an_error() {
     .unwrap();
     let server = postgres_server();
     let host = server.rsplit('@').next().unwrap();
-    let name = scratch_database();
+    let scratch = scratch_database();
+    let name = &scratch.0;
 
     let result = db::ensure_database(&format!("postgres://orderflow_test_cannot_create@{host}/{name}")).await;
 
     let err = result.expect_err("creating a database without the privilege should fail");
     assert!(format!("{err:#}").contains("permission denied"), "{err:#}");
     let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(&name)
+        .bind(name)
         .fetch_one(&mut admin)
         .await
         .unwrap();

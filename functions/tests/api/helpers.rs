@@ -328,6 +328,19 @@ impl Drop for TestApp {
 /// Drops a test database and deletes a test topology, from synchronous code (a `Drop`), on a
 /// thread of its own so that it works inside and outside a runtime.
 pub fn drop_database_and_topology(database: String, topology: Topology) {
+    drop_database_and(database, Some(topology));
+}
+
+/// A scratch database, dropped when it goes out of scope (the test failed or not).
+pub struct ScratchDatabase(pub String);
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        drop_database_and(self.0.clone(), None);
+    }
+}
+
+fn drop_database_and(database: String, topology: Option<Topology>) {
     let cleanup = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
@@ -337,7 +350,9 @@ pub fn drop_database_and_topology(database: String, topology: Topology) {
                         .execute(&mut conn)
                         .await;
             }
-            delete_topology(&topology).await;
+            if let Some(topology) = topology {
+                delete_topology(&topology).await;
+            }
         });
     });
     let _ = cleanup.join();
