@@ -11,15 +11,10 @@ use std::{
 };
 
 use shared::db;
-use sqlx::{Connection as _, PgConnection};
+use sqlx::{Connection as _, PgConnection, migrate::MigrateDatabase as _};
 use uuid::Uuid;
 
-use crate::helpers::{ScratchDatabase, postgres_server, spawn_app};
-
-/// A scratch database name, dropped at the end of the test.
-fn scratch_database() -> ScratchDatabase {
-    ScratchDatabase(format!("orderflow_test_{}", &Uuid::new_v4().simple().to_string()[..16]))
-}
+use crate::helpers::{ScratchDatabase, pending_order, postgres_server, spawn_app};
 
 /// The error PostgreSQL returns for a statement that raises SQLSTATE `code`.
 async fn error_with_code(conn: &mut PgConnection, code: &str) -> sqlx::Error {
@@ -81,59 +76,62 @@ async fn a_violated_constraint_is_named_and_any_other_error_names_none() {
 }
 
 #[tokio::test]
-async fn a_missing_database_is_created_once_even_by_racing_callers() {
-    let scratch = scratch_database();
-    let name = &scratch.0;
-    let url = format!("{}/{name}", postgres_server());
+async fn a_database_created_before_or_during_an_attempt_counts_as_created_and_nothing_else_does() {
+    let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
 
+    for code in ["42P04", "23505"] {
+        assert!(db::created_meanwhile(&error_with_code(&mut conn, code).await), "SQLSTATE {code}");
+    }
+    // Insufficient privilege, another duplicate_* code, and an error of the pool.
+    for code in ["42501", "42P05"] {
+        assert!(!db::created_meanwhile(&error_with_code(&mut conn, code).await), "SQLSTATE {code}");
+    }
+    assert!(!db::created_meanwhile(&sqlx::Error::PoolTimedOut));
+}
+
+#[tokio::test]
+async fn callers_racing_to_create_a_missing_database_all_find_it_created() {
+    let scratch = ScratchDatabase::new();
+    let url = scratch.url();
+
+    // Creating a database takes long enough that several of them pass the existence check
+    // before the first has committed: they see 42P04 or 23505 (see the test above).
     let racing: Vec<_> = (0..6)
         .map(|_| {
-            tokio::spawn({
-                let url = url.clone();
-                async move { db::ensure_database(&url).await }
-            })
+            let url = url.clone();
+            tokio::spawn(async move { db::ensure_database(&url).await })
         })
         .collect();
     for caller in racing {
         caller.await.unwrap().expect("every racing caller should find the database created");
     }
-    let exists: bool = {
-        let mut conn = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
-        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(name)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-    };
-    assert!(exists, "the database {name} was not created");
+
+    assert!(sqlx::Postgres::database_exists(&url).await.unwrap(), "{url} was not created");
 }
 
 #[tokio::test]
 async fn a_database_the_server_refuses_to_create_is_an_error() {
-    // A role that may log in but not create databases.
+    // A role that may log in but not create databases (created once; a concurrent first run
+    // may lose the race in the catalogue's unique index).
     let mut admin = PgConnection::connect(&format!("{}/postgres", postgres_server())).await.unwrap();
     sqlx::raw_sql(
-        "do $$ begin create role orderflow_test_cannot_create login nocreatedb;
-         exception when duplicate_object then null; end $$",
+        "do $$ begin create role orderflow_test_cannot_create login nocreatedb password 'cannot-create';
+         exception when duplicate_object or unique_violation then null; end $$",
     )
     .execute(&mut admin)
     .await
     .unwrap();
-    let server = postgres_server();
-    let host = server.rsplit('@').next().unwrap();
-    let scratch = scratch_database();
-    let name = &scratch.0;
+    let scratch = ScratchDatabase::new();
+    let mut url = reqwest::Url::parse(&scratch.url()).unwrap();
+    url.set_username("orderflow_test_cannot_create").unwrap();
+    url.set_password(Some("cannot-create")).unwrap();
 
-    let result = db::ensure_database(&format!("postgres://orderflow_test_cannot_create@{host}/{name}")).await;
+    let result = db::ensure_database(url.as_str()).await;
 
     let err = result.expect_err("creating a database without the privilege should fail");
-    assert!(format!("{err:#}").contains("permission denied"), "{err:#}");
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(name)
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-    assert!(!exists);
+    let code = err.downcast_ref::<sqlx::Error>().and_then(|e| e.as_database_error()).and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("42501"), "insufficient_privilege expected: {err:#}");
+    assert!(!sqlx::Postgres::database_exists(&scratch.url()).await.unwrap());
 }
 
 #[tokio::test]
@@ -211,12 +209,6 @@ async fn the_retention_sweep_replaces_its_connections_statement_timeout() {
         .execute(&mut *conn)
         .await
         .expect("the statement runs under the sweep's bound of 5 s, not the pool's 100 ms");
-}
-
-/// A Pending order of user 1, created as the API creates one.
-async fn pending_order(pool: &sqlx::PgPool) -> i64 {
-    let new = shared::domain::NewOrder::parse(1, 1, 1, "5.00".parse().unwrap(), None).unwrap();
-    db::orders::insert_order(pool, &new, Uuid::now_v7(), "test", (None, None), None).await.unwrap().id
 }
 
 #[tokio::test]

@@ -11,14 +11,11 @@ use orderflow::{
 };
 use shared::{
     clock::FixedClock,
-    db::orders,
-    domain::NewOrder,
     messaging::{OutboxRelay, OutboxSignal, Publisher, RelaySettings},
     metrics::Metrics,
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::{
     gateways::ScriptedGateway,
@@ -60,8 +57,7 @@ fn deps_waking(pool: &PgPool, now: DateTime<Utc>, outbox: OutboxSignal) -> Funct
 
 /// An order in `status`, last changed `age` before `now`.
 async fn order(pool: &PgPool, status: &str, now: DateTime<Utc>, age: Duration) -> i64 {
-    let new = NewOrder::parse(1, 1, 1, "5.00".parse().unwrap(), None).unwrap();
-    let id = orders::insert_order(pool, &new, Uuid::now_v7(), "test", (None, None), None).await.unwrap().id;
+    let id = crate::helpers::pending_order(pool).await;
     sqlx::query("update orders set status = $2, updated_at = $3 where id = $1")
         .bind(id)
         .bind(status)

@@ -331,8 +331,21 @@ pub fn drop_database_and_topology(database: String, topology: Topology) {
     drop_database_and(database, Some(topology));
 }
 
-/// A scratch database, dropped when it goes out of scope (the test failed or not).
-pub struct ScratchDatabase(pub String);
+/// A scratch database name on the test server, dropped when it goes out of scope (the test
+/// failed or not). Nothing creates the database: the test does.
+pub struct ScratchDatabase(String);
+
+impl ScratchDatabase {
+    /// A fresh name, as [`test_config`] makes them.
+    pub fn new() -> Self {
+        ScratchDatabase(format!("orderflow_test_{}", &Uuid::new_v4().simple().to_string()[..16]))
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("{}/{}", postgres_server(), self.0)
+    }
+}
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
@@ -430,6 +443,14 @@ pub async fn publish_with_headers(queue: &str, body: &[u8], message_id: &str, he
         .unwrap()
         .await
         .unwrap();
+}
+
+/// A Pending order of user 1 for product 1, written as the API writes one (with its
+/// `OrderCreated` outbox row).
+pub async fn pending_order(pool: &PgPool) -> i64 {
+    let new = shared::domain::NewOrder::parse(1, 1, 1, "5.00".parse().unwrap(), None).unwrap();
+    let order = shared::db::orders::insert_order(pool, &new, Uuid::now_v7(), "test", (None, None), None).await;
+    order.unwrap().id
 }
 
 /// An order's status.

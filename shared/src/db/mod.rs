@@ -51,10 +51,11 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Whether `create database` failed because another process created the database: before this
-/// attempt began (42P04 duplicate_database), or while it ran, when the catalogue's unique index
-/// on database names catches the race before that check can (23505).
-fn created_meanwhile(err: &sqlx::Error) -> bool {
+/// Whether `create database` failed because another process created the database: one that had
+/// committed when this attempt checked (42P04 duplicate_database), or one still under way then,
+/// whose row the catalogue's unique index on database names waits for and finds committed
+/// (23505). Public for its tests.
+pub fn created_meanwhile(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|e| e.code().as_deref() == Some("42P04") || e.is_unique_violation())
 }
 
@@ -155,27 +156,5 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
             c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") || c == "40001" || c == "40P01"
         }),
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use sqlx::{Connection, PgConnection};
-
-    /// The error PostgreSQL returns for a statement that raises SQLSTATE `code`.
-    async fn raised(code: &str) -> sqlx::Error {
-        let server = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let mut conn = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-        let statement = format!("do $$ begin raise exception 'test' using errcode = '{code}'; end $$");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.unwrap_err()
-    }
-
-    #[tokio::test]
-    async fn a_database_created_before_or_during_this_attempt_counts_as_created_and_nothing_else_does() {
-        assert!(super::created_meanwhile(&raised("42P04").await), "duplicate_database");
-        assert!(super::created_meanwhile(&raised("23505").await), "unique violation in pg_database");
-        assert!(!super::created_meanwhile(&raised("42501").await), "insufficient_privilege");
-        assert!(!super::created_meanwhile(&raised("42P05").await), "another duplicate_* code");
-        assert!(!super::created_meanwhile(&sqlx::Error::PoolTimedOut));
     }
 }
