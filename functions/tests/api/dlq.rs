@@ -262,3 +262,61 @@ async fn job_metrics_count_successes_retries_and_dead_letters() {
     assert_eq!(metric(&metrics, &format!("orderflow_job_duration_seconds_count{label}")), 5.0, "{metrics}");
     assert!(metric(&metrics, r#"orderflow_jobs_succeeded_total{function="on_order_completed"}"#) >= 1.0, "{metrics}");
 }
+
+#[tokio::test]
+async fn a_parked_outbox_row_is_listed_under_outbox_and_a_replay_hands_it_back_to_the_relay() {
+    let app = app().spawn().await;
+    let token = app.admin_token().await;
+    // A row the broker refused OUTBOX_MAX_ATTEMPTS times, parked.
+    let message_id: uuid::Uuid = sqlx::query_scalar(
+        "insert into outbox (message_id, event_type, order_id, payload, correlation_id, attempts, rejections, last_error, parked_at)
+         values (gen_random_uuid(), 'OrderExpired', 1, '{\"orderId\": 1, \"userId\": 1}', 'parked-test', 5, 5, 'message unroutable', now())
+         returning message_id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+
+    let listed: Value = app.get(&token, "/api/dead-letters?queue=outbox").await.json().await.unwrap();
+    let of_its_event: Value =
+        app.get(&token, "/api/dead-letters?queue=order-expired-event").await.json().await.unwrap();
+    let replay = app
+        .client
+        .post(app.url("/api/dead-letters/replay"))
+        .bearer_auth(&token)
+        .json(&json!({ "id": message_id.to_string(), "queue": "outbox" }))
+        .send()
+        .await
+        .unwrap();
+
+    let letter = &listed.as_array().unwrap()[..];
+    assert_eq!(letter.len(), 1, "{listed}");
+    assert_eq!(letter[0]["messageId"], message_id.to_string());
+    assert_eq!((letter[0]["errorQueue"].as_str(), letter[0]["reason"].as_str()), (Some("outbox"), Some("parked")));
+    assert_eq!(letter[0]["queue"], app.queue(EventType::OrderExpired));
+    assert_eq!(
+        (letter[0]["attempts"].as_i64(), letter[0]["lastError"].as_str()),
+        (Some(5), Some("message unroutable"))
+    );
+    assert!(
+        of_its_event.as_array().unwrap().iter().any(|l| l["messageId"] == message_id.to_string()),
+        "{of_its_event}"
+    );
+    assert_eq!(replay.status(), StatusCode::OK);
+    let replayed: Value = replay.json().await.unwrap();
+    assert_eq!(replayed["replayed"], 1, "{replayed}");
+    assert_eq!(replayed["messages"][0]["messageId"], message_id.to_string());
+    // Back in the relay's work list, with a fresh count of refusals: it goes out.
+    eventually("the replayed row to be published", Duration::from_secs(15), || async {
+        let sent: bool =
+            sqlx::query_scalar("select sent_at is not null and parked_at is null from outbox where message_id = $1")
+                .bind(message_id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        sent.then_some(())
+    })
+    .await;
+    let channel = amqp_channel().await.unwrap();
+    assert_eq!(queue_depth(&channel, &app.queue(EventType::OrderExpired)).await, 1);
+}

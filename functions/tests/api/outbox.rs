@@ -180,6 +180,10 @@ async fn a_relay_whose_lease_ran_out_cannot_touch_the_rows_another_relay_took_ov
     assert_eq!(row, (live, 0, 0, None, false), "the stale relay changed a row it no longer held");
     let (_, third) = outbox::claim(&app.pool, 10, Duration::from_secs(60)).await.unwrap();
     assert!(third.is_empty(), "a leased row was claimed again");
+    // The live relay hands the row back (it is shutting down): the next claim takes it at once.
+    outbox::release(&app.pool, &[id], live).await.unwrap();
+    let (live, fourth) = outbox::claim(&app.pool, 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(fourth.len(), 1, "a released row waits for its lease to end");
     // The live relay's refusal counts (one refusal parks it here).
     let parked = outbox::record_rejection(&app.pool, &[id], "message unroutable", Duration::from_secs(1), 1, live)
         .await
