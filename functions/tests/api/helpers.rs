@@ -453,6 +453,15 @@ pub async fn pending_order(pool: &PgPool) -> i64 {
     order.unwrap().id
 }
 
+/// Runs the retention sweep once, failing the test if it errs or does not end within a minute:
+/// a pruning loop that never ends fails with the test's name instead of hanging the run.
+pub async fn sweep(pool: &PgPool, settings: shared::retention::RetentionSettings) {
+    tokio::time::timeout(Duration::from_secs(60), shared::retention::sweep(pool, settings))
+        .await
+        .expect("the retention sweep did not end within 60 s")
+        .unwrap();
+}
+
 /// An order's status.
 pub async fn order_status(pool: &PgPool, id: i64) -> String {
     sqlx::query_scalar("select status from orders where id = $1").bind(id).fetch_one(pool).await.unwrap()

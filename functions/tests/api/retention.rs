@@ -5,10 +5,10 @@
 use chrono::Utc;
 use shared::{
     db::journal::{self, JournalWrite},
-    retention::{RetentionSettings, sweep},
+    retention::RetentionSettings,
 };
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, sweep};
 
 /// A journal row `Running` on `worker` since `started_secs_ago`.
 async fn running_job(pool: &sqlx::PgPool, message_id: &str, worker: &str, started_secs_ago: i32) {
@@ -56,7 +56,7 @@ async fn a_job_of_a_silent_worker_is_marked_killed_and_a_live_workers_long_job_i
     running_job(&app.pool, "long", "live@host-2", timeout * 10).await;
     running_job(&app.pool, "just-started", "dead@host-1", 1).await;
 
-    sweep(&app.pool, settings).await.unwrap();
+    sweep(&app.pool, settings).await;
 
     let (status, error) = status_and_error(&app.pool, "orphan").await;
     assert_eq!(status, "Killed");
@@ -72,7 +72,7 @@ async fn a_later_report_of_a_job_marked_orphaned_ends_it_in_its_real_state() {
     let settings = RetentionSettings::from_config(&app.config);
     let timeout = i32::try_from(settings.orphan_after.as_secs()).unwrap();
     running_job(&app.pool, "late", "dead@host-1", timeout + 30).await;
-    sweep(&app.pool, settings).await.unwrap();
+    sweep(&app.pool, settings).await;
     assert_eq!(status_and_error(&app.pool, "late").await.0, "Killed");
 
     // The writer's report of the job's end (a redelivery's, or the original worker's own).
@@ -120,7 +120,7 @@ async fn a_cron_run_of_a_dead_process_is_marked_killed_and_dead_workers_are_remo
         .unwrap();
     }
 
-    sweep(&app.pool, settings).await.unwrap();
+    sweep(&app.pool, settings).await;
 
     let runs: Vec<(String, String, Option<String>)> =
         sqlx::query_as("select worker, outcome, error from cron_runs order by worker")
@@ -145,10 +145,10 @@ async fn a_sweep_skips_while_another_process_holds_the_sweep_lock() {
     let mut other = app.pool.acquire().await.unwrap();
     assert!(shared::db::retention::try_lock(&mut other).await.unwrap(), "the lock is free at first");
 
-    sweep(&app.pool, settings).await.unwrap();
+    sweep(&app.pool, settings).await;
     let while_held = status_and_error(&app.pool, "orphan").await.0;
     other.close().await.unwrap();
-    sweep(&app.pool, settings).await.unwrap();
+    sweep(&app.pool, settings).await;
 
     assert_eq!(while_held, "Running", "a second sweep ran while the first held the lock");
     assert_eq!(status_and_error(&app.pool, "orphan").await.0, "Killed", "the sweep runs once the lock is free");
