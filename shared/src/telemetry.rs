@@ -142,6 +142,9 @@ pub fn init(format: LogFormat, filter: &str, export: Export<'_>, extra: Vec<Boxe
             .with_tracer(provider.tracer("orderflow"))
             .with_location(false)
             .with_threads(false)
+            // Busy and idle times cost a clock read and an extensions lookup at every poll of
+            // every instrumented future (1.7 % of the binary's CPU, issue 15); no one reads them.
+            .with_tracked_inactivity(false)
             .with_filter(layer_filter(filter)?)
             .boxed();
         layers.push(otel);
