@@ -113,7 +113,7 @@ impl FunctionDeps {
             shutdown,
             drain_budget,
             db_gate: Arc::new(DbGate {
-                permits: Semaphore::new(config.db_max_connections.max(1) as usize),
+                permits: Semaphore::new(db::main_pool_size(config.db_max_connections) as usize),
                 healthy: watch::Sender::new(true),
                 probing: AtomicBool::new(false),
             }),

@@ -50,7 +50,9 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     let Application { config, role, topology, pool, publisher, state, externals, http, board, live_log } = app;
     let budget = ShutdownBudget::new(config.shutdown_timeout());
     let parts = Parts::new(&shutdown, HttpLimits::from_config(&config), state.metrics.clone());
-    let (journal, journal_writer) = Journal::new(pool.clone(), state.metrics.clone());
+    // Its own pool: the journal's commits need not wait for the disk (see `db::journal_pool`).
+    let journal_pool = shared::db::journal_pool(&config.database_url, config.db_statement_timeout())?;
+    let (journal, journal_writer) = Journal::new(journal_pool, state.metrics.clone());
     let journal_writer = tokio::spawn(journal_writer.run(parts.stop_flush.clone()));
     tokio::spawn(shared::retention::run(
         pool.clone(),

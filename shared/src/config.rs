@@ -143,7 +143,8 @@ pub struct Config {
     #[arg(long, env = "WORKER_MAX_IN_FLIGHT", global = true, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub worker_max_in_flight: u32,
 
-    /// Largest PostgreSQL connection pool of one process.
+    /// Most PostgreSQL connections one process holds: the job journal's 2, the rest (at least
+    /// 1) for everything else.
     #[arg(long, env = "DB_MAX_CONNECTIONS", global = true, default_value_t = 20)]
     pub db_max_connections: u32,
 

@@ -198,6 +198,55 @@ async fn a_pool_bounds_every_statement_by_its_timeout_and_zero_sets_none() {
 }
 
 #[tokio::test]
+async fn the_journal_writes_on_connections_of_its_own_that_commit_without_waiting_for_the_disk() {
+    let app = spawn_app().await;
+    let url = &app.config.database_url;
+    let show = async |pool: &sqlx::PgPool, setting: &str| -> String {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {setting}"))).fetch_one(pool).await.unwrap()
+    };
+
+    let journal = db::journal_pool(url, Duration::from_millis(1500)).unwrap();
+    assert_eq!(show(&journal, "synchronous_commit").await, "off");
+    assert_eq!(show(&journal, "statement_timeout").await, "1500ms", "the journal keeps the statement bound");
+    assert_eq!(show(&journal, "application_name").await, db::JOURNAL_APPLICATION_NAME);
+    journal.close().await;
+
+    // The running app's journal writes through such a pool: an order's Pending job is written
+    // on a connection that names itself as the journal's.
+    let token = app.admin_token().await;
+    let order: serde_json::Value = app.create_order(&token, &crate::helpers::order_body()).await.json().await.unwrap();
+    crate::helpers::eventually("the order's job in the journal", Duration::from_secs(20), || async {
+        let jobs: i64 = sqlx::query_scalar("select count(*) from job_journal where order_id = $1")
+            .bind(order["id"].as_i64())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        (jobs > 0).then_some(())
+    })
+    .await;
+    let database = url.rsplit('/').next().unwrap();
+    let journal_connections: i64 =
+        sqlx::query_scalar("select count(*) from pg_stat_activity where datname = $1 and application_name = $2")
+            .bind(database)
+            .bind(db::JOURNAL_APPLICATION_NAME)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        (1..=i64::from(db::JOURNAL_CONNECTIONS)).contains(&journal_connections),
+        "{journal_connections} journal connections"
+    );
+}
+
+#[test]
+fn a_process_keeps_two_of_its_connections_for_the_journal_and_at_least_one_for_the_rest() {
+    assert_eq!(db::main_pool_size(20), 18);
+    assert_eq!(db::main_pool_size(3), 1);
+    assert_eq!(db::main_pool_size(2), 1);
+    assert_eq!(db::main_pool_size(0), 1);
+}
+
+#[tokio::test]
 async fn the_retention_sweep_replaces_its_connections_statement_timeout() {
     let app = spawn_app().await;
     let bounded = db::pool(&app.config.database_url, 1, Duration::from_millis(100)).unwrap();

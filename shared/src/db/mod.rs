@@ -81,16 +81,51 @@ fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
 /// # Errors
 /// The URL does not parse.
 pub fn pool(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<PgPool> {
-    let mut options = connect_options(url)?;
+    Ok(pool_with(connect_options(url)?, max_connections, statement_timeout, &[]))
+}
+
+/// Connections the job journal's writer may hold at once: it writes one batch at a time.
+pub const JOURNAL_CONNECTIONS: u32 = 2;
+
+/// The main pool's share of a process's `DB_MAX_CONNECTIONS`: all of it but the journal's
+/// [`JOURNAL_CONNECTIONS`], and at least one.
+pub fn main_pool_size(db_max_connections: u32) -> u32 {
+    db_max_connections.saturating_sub(JOURNAL_CONNECTIONS).max(1)
+}
+
+/// The job journal writer's own pool ([`JOURNAL_CONNECTIONS`] connections, the same
+/// `statement_timeout`), whose commits do not wait for the WAL to reach the disk
+/// (`synchronous_commit = off`). The journal is a record of what happened, not state: after a
+/// crash of PostgreSQL or its machine (not of orderflow, not a clean stop) its last commits, at most
+/// three `wal_writer_delay`s (600 ms by default), may be missing, never half-written; the
+/// orders, their events and their notifications are committed as before, on the main pool.
+///
+/// # Errors
+/// The URL does not parse.
+pub fn journal_pool(url: &str, statement_timeout: Duration) -> anyhow::Result<PgPool> {
+    let options = connect_options(url)?.application_name(JOURNAL_APPLICATION_NAME);
+    Ok(pool_with(options, JOURNAL_CONNECTIONS, statement_timeout, &[("synchronous_commit", "off")]))
+}
+
+/// How the journal's connections name themselves to PostgreSQL (`pg_stat_activity`).
+pub const JOURNAL_APPLICATION_NAME: &str = "orderflow-journal";
+
+fn pool_with(
+    options: PgConnectOptions,
+    max_connections: u32,
+    statement_timeout: Duration,
+    settings: &[(&str, &str)],
+) -> PgPool {
+    let mut options = options.options(settings.iter().copied());
     if !statement_timeout.is_zero() {
         options = options.options([("statement_timeout", statement_timeout.as_millis().to_string())]);
     }
-    Ok(PgPoolOptions::new()
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .connect_lazy_with(options))
+        .connect_lazy_with(options)
 }
 
 /// Creates the database if needed, connects, and applies pending migrations (concurrent
