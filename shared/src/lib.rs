@@ -9,6 +9,8 @@
 //!   (its consumer and relay report to the journal, which knows nothing of messaging).
 
 pub mod backoff;
+#[cfg(feature = "bench-switches")]
+pub mod bench_switches;
 pub mod clock;
 pub mod config;
 pub mod db;

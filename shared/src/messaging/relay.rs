@@ -120,6 +120,10 @@ impl OutboxRelay {
     /// Relays until `shutdown` is cancelled; a batch in flight gets [`SHUTDOWN_GRACE`] to finish,
     /// then is abandoned and its rows handed back.
     pub async fn run(self, shutdown: CancellationToken) {
+        #[cfg(feature = "bench-switches")]
+        if crate::bench_switches::off("relay") {
+            return shutdown.cancelled().await;
+        }
         tracing::info!(
             batch_size = self.settings.batch_size,
             poll_ms = self.settings.poll_interval.as_millis(),
