@@ -28,10 +28,11 @@ FROM chef AS builder
 # Queries are checked against the committed .sqlx/ cache: no database at build time.
 ENV SQLX_OFFLINE=true
 COPY --from=planner /app/recipe.json recipe.json
-# Same profile, flags and binary as the real build below, so every dependency is reused from here.
+# Same profile, flags (.cargo/config.toml: mimalloc's CFLAGS) and binary as the real build below,
+# so every dependency is reused from here.
+COPY .cargo .cargo
 RUN cargo chef cook --release --locked --recipe-path recipe.json --bin orderflow
 COPY Cargo.toml Cargo.lock ./
-COPY .cargo .cargo
 COPY .sqlx .sqlx
 # Embedded into the binary at compile time by `sqlx::migrate!("../migrations")` in shared/.
 COPY migrations migrations

@@ -5,6 +5,8 @@ mod gateways;
 mod helpers;
 mod process;
 
+#[cfg(feature = "mimalloc")]
+mod allocator;
 mod auth;
 mod bad_input;
 mod board_ui;

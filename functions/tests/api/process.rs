@@ -59,6 +59,8 @@ impl Binary {
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_SDK_DISABLED")
             .env_remove("OTEL_TRACES_SAMPLER")
+            // Would override how mimalloc was built (transparent huge pages off).
+            .env_remove("MIMALLOC_ALLOW_THP")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -83,6 +85,12 @@ impl Binary {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Its process id.
+    #[cfg(feature = "mimalloc")]
+    pub fn pid(&self) -> u32 {
+        self.process.id().expect("the binary is running")
     }
 
     /// `http://<api>/<path>`.
