@@ -1,6 +1,9 @@
-//! The baseline: the same work done by hand with sqlx and lapin only, written as well as we can,
-//! so that each orderflow result is a ratio measured side by side. Same SQL statements (the
-//! shared queries), same messages, same confirms and persistence; no apalis, no journal, no HTTP.
+//! The baseline: the same work done by hand with axum, sqlx and lapin only, written as well as we
+//! can, so that each orderflow result is a ratio measured side by side. It runs as a server
+//! process of its own ([`serve`]: this benchmark started with `--baseline-server <mode>`), with
+//! the same HTTP front as orderflow's create (a minimal axum handler doing the same insert), the
+//! same SQL statements (the shared queries), the same messages, the same confirms and
+//! persistence; no apalis, no journal, no authentication, no log.
 
 use chrono::{DateTime, Utc};
 use std::{sync::Arc, time::Duration};
@@ -233,5 +236,109 @@ async fn pay(shared: &Shared, created: &OrderCreated, message_id: Option<&str>) 
         orders::complete_with_event(&shared.pool, created.order_id, Uuid::now_v7(), "baseline", (None, None)).await
     {
         shared.wake.notify_one();
+    }
+}
+
+/// What the baseline server's process holds for its handlers.
+#[derive(Clone)]
+struct Front {
+    pool: PgPool,
+    /// The relay's wake-up, where there is a relay (not in `insert` mode).
+    wake: Option<Arc<Notify>>,
+}
+
+/// The create request's body, as orderflow's API takes it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateOrder {
+    user_id: i64,
+    product_id: i64,
+    quantity: i64,
+    price: serde_json::Number,
+}
+
+/// `POST /api/orders`: validate, insert the order with its event, wake the relay, answer 201.
+async fn create_order(
+    axum::extract::State(front): axum::extract::State<Front>,
+    axum::Json(body): axum::Json<CreateOrder>,
+) -> Result<(axum::http::StatusCode, axum::Json<shared::domain::Order>), axum::http::StatusCode> {
+    let bad = |_| axum::http::StatusCode::BAD_REQUEST;
+    let price = body.price.to_string().parse().map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+    let order =
+        shared::domain::NewOrder::parse(body.user_id, body.product_id, body.quantity, price, None).map_err(bad)?;
+    let created = orders::insert_order(&front.pool, &order, Uuid::now_v7(), "baseline", (None, None), None)
+        .await
+        .map_err(|_| axum::http::StatusCode::SERVICE_UNAVAILABLE)?;
+    if let Some(wake) = &front.wake {
+        wake.notify_one();
+    }
+    Ok((axum::http::StatusCode::CREATED, axum::Json(created)))
+}
+
+/// `POST /expire`: one expiry sweep as orderflow's cron function runs it (batches of 5,000
+/// orders idle for over 10 minutes, each batch with its events), answered with when it started
+/// (database time, epoch seconds) and how long it took.
+async fn expire(axum::extract::State(front): axum::extract::State<Front>) -> axum::Json<serde_json::Value> {
+    let started: f64 =
+        sqlx::query_scalar("select extract(epoch from now())::float8").fetch_one(&front.pool).await.unwrap();
+    let clock = std::time::Instant::now();
+    let now = Utc::now();
+    loop {
+        let expired = orders::expire_batch(
+            &front.pool,
+            now - chrono::Duration::minutes(10),
+            now,
+            5_000,
+            "baseline",
+            (None, None),
+        )
+        .await
+        .unwrap();
+        if let Some(wake) = &front.wake {
+            wake.notify_one();
+        }
+        if expired < 5_000 {
+            break;
+        }
+    }
+    axum::Json(serde_json::json!({ "started": started, "sweep_s": clock.elapsed().as_secs_f64() }))
+}
+
+/// The baseline server, until SIGTERM. `mode` is how much of the pipeline it runs:
+/// `insert` (the HTTP front and the insert only), `relay` (and the relay publishing, as
+/// `orderflow api`) or `pipeline` (and the three consumers, as `orderflow all`). It reads
+/// `DATABASE_URL`, `AMQP_URL`, `QUEUE_PREFIX`, `HTTP_ADDR` and `PAYMENT_DELAY_MS`.
+pub async fn serve(mode: &str) {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    // The pool a careful hand-written service would use: no ping before each use.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(crate::env::POOL)
+        .test_before_acquire(false)
+        .connect(&var("DATABASE_URL"))
+        .await
+        .unwrap();
+    let topology = Topology::new(var("QUEUE_PREFIX"), shared::config::QueueType::Classic);
+    let delay = Duration::from_millis(var("PAYMENT_DELAY_MS").parse().unwrap());
+    let amqp = var("AMQP_URL");
+    let pipeline = match mode {
+        "insert" => None,
+        "relay" => Some(Baseline::start_relay_only(pool.clone(), &amqp, topology).await),
+        "pipeline" => Some(Baseline::start(pool.clone(), &amqp, topology, delay, 10_000).await),
+        other => panic!("unknown baseline mode {other}"),
+    };
+    let front = Front { pool, wake: pipeline.as_ref().map(|p| p.wake.clone()) };
+    let app = axum::Router::new()
+        .route("/api/orders", axum::routing::post(create_order))
+        .route("/expire", axum::routing::post(expire))
+        .route("/health/ready", axum::routing::get(|| async { "ready" }))
+        .with_state(front);
+    let listener = tokio::net::TcpListener::bind(var("HTTP_ADDR")).await.unwrap();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { terminate.recv().await.unwrap_or_default() })
+        .await
+        .unwrap();
+    if let Some(pipeline) = pipeline {
+        pipeline.stop().await;
     }
 }

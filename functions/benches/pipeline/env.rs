@@ -11,7 +11,8 @@ use uuid::Uuid;
 pub const POSTGRES: &str = "postgres://postgres:postgres@127.0.0.1:5432";
 /// The local RabbitMQ broker; each run uses its own queue names on it.
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// Connections per pool, the same for orderflow and the baseline.
+/// Connections of the baseline's pool and of this benchmark's own: orderflow's default
+/// `DB_MAX_CONNECTIONS` (20).
 pub const POOL: u32 = 20;
 
 /// A fresh database and queue prefix for one run.

@@ -1,5 +1,5 @@
-//! The load: orders created by many concurrent callers, over orderflow's HTTP API or straight
-//! into the database, and what such a burst measured.
+//! The load: orders created over HTTP by many concurrent callers in this process (a process of
+//! its own, apart from the server it loads), and what such a burst measured.
 
 use std::{
     sync::{
@@ -10,11 +10,8 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use shared::{db::orders, domain::NewOrder};
-use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::orderflow::Orderflow;
+use crate::server::Server;
 
 /// How many callers create orders at once.
 pub const CONCURRENCY: usize = 64;
@@ -75,35 +72,19 @@ fn order_body() -> Value {
     json!({ "userId": 1, "productId": 2, "quantity": 2, "price": 10.5 })
 }
 
-/// `n` orders created with `POST /api/orders`, each answered 201.
-pub async fn http_creates(orderflow: &Orderflow, n: usize) -> Creates {
-    http_creates_to(&orderflow.client, &orderflow.http, &orderflow.token, n).await
+/// `n` orders created with `POST /api/orders` on `server`, each answered 201.
+pub async fn http_creates(server: &Server, n: usize) -> Creates {
+    http_creates_to(&server.client, &server.base, &server.token, n).await
 }
 
 /// `n` orders created with `POST {base}/api/orders` as the holder of `token`, each answered 201.
-pub async fn http_creates_to(client: &reqwest::Client, base: &str, token: &str, n: usize) -> Creates {
+async fn http_creates_to(client: &reqwest::Client, base: &str, token: &str, n: usize) -> Creates {
     let (client, url, token) = (client.clone(), format!("{base}/api/orders"), token.to_owned());
     create_many(n, move || {
         let (client, url, token) = (client.clone(), url.clone(), token.clone());
         async move {
             let response = client.post(&url).bearer_auth(&token).json(&order_body()).send().await.unwrap();
             assert_eq!(response.status().as_u16(), 201);
-        }
-    })
-    .await
-}
-
-/// `n` orders inserted with the shared `insert_order` query, waking `wake` (a relay) after each.
-pub async fn direct_creates(pool: &PgPool, n: usize, wake: Option<Arc<tokio::sync::Notify>>) -> Creates {
-    let pool = pool.clone();
-    create_many(n, move || {
-        let (pool, wake) = (pool.clone(), wake.clone());
-        async move {
-            let order = NewOrder::parse(1, 2, 2, "10.5".parse().unwrap(), None).unwrap();
-            orders::insert_order(&pool, &order, Uuid::now_v7(), "bench", (None, None), None).await.unwrap();
-            if let Some(wake) = wake {
-                wake.notify_one();
-            }
         }
     })
     .await

@@ -1,11 +1,12 @@
-//! The report: a row per metric with its target, a scenario's repeats reduced to each side's
-//! best, the ratios, and the Markdown table the benchmark prints.
+//! The report: a row per metric with its target, a scenario's repeated runs reduced to the
+//! median of each side and of their ratios with the spread, and the Markdown table the benchmark
+//! prints.
 
 use std::{fmt::Write as _, time::Duration};
 
-/// One measured metric of one scenario, both sides.
+/// One measured metric of one run of a scenario, both sides.
 pub struct Row {
-    /// The scenario's number and name; the table is sorted by it.
+    /// The scenario's number and name.
     pub scenario: &'static str,
     /// What was measured, in words and unit.
     pub metric: String,
@@ -13,10 +14,10 @@ pub struct Row {
     pub orderflow: f64,
     /// The baseline's value, where there is a baseline.
     pub baseline: Option<f64>,
-    /// Whether more is better (throughput) or less (time, memory); picks the best of repeats.
-    pub more_is_better: bool,
     /// The target the value is held to.
     pub rule: Rule,
+    /// The title of its panel in the chart, if it has one.
+    pub chart: Option<&'static str>,
 }
 
 /// A target.
@@ -32,7 +33,49 @@ pub enum Rule {
     Below(f64, &'static str),
 }
 
-impl Row {
+/// One metric over every run of its scenario.
+pub struct Summary {
+    /// As in [`Row`].
+    pub scenario: &'static str,
+    /// As in [`Row`].
+    pub metric: String,
+    /// orderflow's value in each run.
+    pub orderflow: Vec<f64>,
+    /// The baseline's value in each run (empty where there is none).
+    pub baseline: Vec<f64>,
+    /// As in [`Row`].
+    pub rule: Rule,
+    /// As in [`Row`].
+    pub chart: Option<&'static str>,
+}
+
+/// The median of `values` (the mean of the middle two for an even count); NaN for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+    }
+}
+
+/// The smallest and largest of `values`.
+pub fn spread(values: &[f64]) -> (f64, f64) {
+    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+}
+
+impl Summary {
+    /// orderflow ÷ baseline in each run.
+    fn ratios(&self) -> Vec<f64> {
+        self.orderflow.iter().zip(&self.baseline).map(|(o, b)| o / b).collect()
+    }
+
+    /// The median of the runs' ratios, where there is a baseline.
+    pub fn ratio(&self) -> Option<f64> {
+        (!self.baseline.is_empty()).then(|| median(&self.ratios()))
+    }
+
     /// The target in words, for the table.
     fn target(&self) -> String {
         match self.rule {
@@ -43,20 +86,20 @@ impl Row {
         }
     }
 
-    /// Whether the target is met; `None` where there is none (or no baseline to compare with).
-    fn pass(&self) -> Option<bool> {
-        match (self.rule, self.baseline) {
+    /// Whether the median meets the target; `None` where there is none (or no baseline).
+    pub fn pass(&self) -> Option<bool> {
+        match (self.rule, self.ratio()) {
             (Rule::None, _) => None,
-            (Rule::RatioAtLeast(x), Some(b)) => Some(self.orderflow >= x * b),
-            (Rule::RatioAtMost(x), Some(b)) => Some(self.orderflow <= x * b),
-            (Rule::Below(x, _), _) => Some(self.orderflow < x),
+            (Rule::RatioAtLeast(x), Some(r)) => Some(r >= x),
+            (Rule::RatioAtMost(x), Some(r)) => Some(r <= x),
+            (Rule::Below(x, _), _) => Some(median(&self.orderflow) < x),
             _ => None,
         }
     }
 }
 
-/// Runs a scenario `repeats` times and keeps each side's best.
-pub async fn repeated(name: &str, repeats: usize, scenario: impl AsyncFn(&mut Vec<Row>)) -> Vec<Row> {
+/// Runs a scenario `repeats` times and gathers each metric's values over the runs.
+pub async fn repeated(name: &str, repeats: usize, scenario: impl AsyncFn(&mut Vec<Row>)) -> Vec<Summary> {
     let mut runs = Vec::new();
     for run in 1..=repeats {
         eprintln!("scenario {name} (run {run} of {repeats})");
@@ -64,53 +107,71 @@ pub async fn repeated(name: &str, repeats: usize, scenario: impl AsyncFn(&mut Ve
         scenario(&mut rows).await;
         runs.push(rows);
     }
-    best_of(runs)
+    gather(runs)
 }
 
-/// The best value of each side over repeated runs of one scenario.
-fn best_of(runs: Vec<Vec<Row>>) -> Vec<Row> {
+/// Each metric's values over the runs (every run reports the same metrics in the same order).
+fn gather(runs: Vec<Vec<Row>>) -> Vec<Summary> {
     let mut runs = runs.into_iter();
-    let mut best = runs.next().unwrap_or_default();
+    let mut summaries: Vec<Summary> = runs
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| Summary {
+            scenario: row.scenario,
+            metric: row.metric,
+            orderflow: vec![row.orderflow],
+            baseline: row.baseline.into_iter().collect(),
+            rule: row.rule,
+            chart: row.chart,
+        })
+        .collect();
     for run in runs {
-        for (kept, row) in best.iter_mut().zip(run) {
-            let better = |a: f64, b: f64| if kept.more_is_better { a.max(b) } else { a.min(b) };
-            kept.orderflow = better(kept.orderflow, row.orderflow);
-            kept.baseline = kept.baseline.zip(row.baseline).map(|(a, b)| better(a, b));
+        for (summary, row) in summaries.iter_mut().zip(run) {
+            summary.orderflow.push(row.orderflow);
+            summary.baseline.extend(row.baseline);
         }
     }
-    best
+    summaries
 }
 
-/// orderflow ÷ baseline, where there is a baseline.
-fn ratio(row: &Row) -> Option<f64> {
-    row.baseline.map(|b| row.orderflow / b)
+/// A figure with as many decimals as it needs.
+pub fn figure(v: f64) -> String {
+    if v < 10.0 { format!("{v:.2}") } else { format!("{v:.1}") }
 }
 
-/// The Markdown table of `rows`, and the benchmark's total time below it.
-pub fn print_table(rows: &[Row], total: Duration) -> String {
+/// The Markdown table of `summaries`, and the benchmark's total time below it.
+pub fn print_table(summaries: &[Summary], repeats: usize, total: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| scenario | metric | orderflow | baseline | orderflow ÷ baseline | target | met |\n|---|---|---:|---:|---:|---|---|"
+        "| scenario | metric | orderflow | baseline | orderflow ÷ baseline (median of the runs' ratios) | spread of the ratio | target | met |\n\
+         |---|---|---:|---:|---:|---|---|---|"
     );
-    for row in rows {
-        let value = |v: f64| if v < 10.0 { format!("{v:.2}") } else { format!("{v:.1}") };
+    for s in summaries {
+        let (lo, hi) = spread(&s.ratios());
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            row.scenario,
-            row.metric,
-            value(row.orderflow),
-            row.baseline.map_or_else(|| "-".into(), value),
-            ratio(row).map_or_else(|| "-".into(), |r| format!("{r:.2}")),
-            row.target(),
-            match row.pass() {
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.scenario,
+            s.metric,
+            figure(median(&s.orderflow)),
+            if s.baseline.is_empty() { "-".into() } else { figure(median(&s.baseline)) },
+            s.ratio().map_or_else(|| "-".into(), |r| format!("{r:.2}")),
+            if s.baseline.is_empty() { "-".into() } else { format!("{lo:.2}–{hi:.2}") },
+            s.target(),
+            match s.pass() {
                 Some(true) => "yes",
                 Some(false) => "NO",
                 None => "-",
             }
         );
     }
-    let _ = writeln!(out, "\nTotal benchmark time: {:.0} s", total.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "\nMedians of {repeats} runs; the spread is the lowest and highest ratio of the runs. \
+         Total benchmark time: {:.0} s",
+        total.as_secs_f64()
+    );
     out
 }

@@ -1,60 +1,48 @@
-//! Memory readings: a process's resident set size now, and this process's peak over a stretch.
+//! Readings from `/proc`: a process's memory, and the CPU time of a process or of every process
+//! of one name (PostgreSQL's backends, RabbitMQ's VM).
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
-
-use tokio_util::sync::CancellationToken;
-
-/// The `VmRSS` line of a `/proc/<pid>/status` text, in KiB.
-fn vm_rss_kib(status: &str) -> Option<f64> {
+/// A `<field>: <n> kB` line of a `/proc/<pid>/status` text, in KiB.
+fn status_kib(status: &str, field: &str) -> Option<f64> {
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }
 
-/// This process's resident set size now, in MiB (0 where `/proc` cannot tell).
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    vm_rss_kib(&status).unwrap_or(0.0) / 1024.0
-}
-
-/// Another process's resident set size now, in MiB; panics where `/proc` cannot tell, since a
-/// child that is gone has no reading worth reporting.
-pub fn rss_mib_of(pid: u32) -> f64 {
+/// `field` (`VmRSS`, `VmHWM`) of process `pid`, in MiB; panics where `/proc` cannot tell, since a
+/// server that is gone has no reading worth reporting.
+pub fn of(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    vm_rss_kib(&status).unwrap() / 1024.0
+    status_kib(&status, field).unwrap() / 1024.0
 }
 
-/// Samples the process's RSS every 20 ms until stopped; returns the peak.
-pub struct PeakRss {
-    peak_kib: Arc<AtomicU64>,
-    stop: CancellationToken,
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
+const TICKS_PER_S: f64 = 100.0;
+
+/// The command name and user plus system CPU seconds of a `/proc/<pid>/stat` text.
+fn name_and_cpu(stat: &str) -> Option<(&str, f64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let name = &stat[open + 1..close];
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((name, ticks / TICKS_PER_S))
 }
 
-impl PeakRss {
-    /// Starts sampling.
-    pub fn start() -> PeakRss {
-        let (peak_kib, stop) = (Arc::new(AtomicU64::new(0)), CancellationToken::new());
-        let (peak, token) = (peak_kib.clone(), stop.clone());
-        tokio::spawn(async move {
-            while !token.is_cancelled() {
-                peak.fetch_max((rss_mib() * 1024.0) as u64, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-        PeakRss { peak_kib, stop }
-    }
+/// CPU seconds process `pid` has used so far (0 once it is gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| name_and_cpu(&stat).map(|(_, cpu)| cpu))
+        .unwrap_or(0.0)
+}
 
-    /// Stops sampling; the peak seen, in MiB.
-    pub fn stop(self) -> f64 {
-        self.stop.cancel();
-        self.peak_kib.load(Ordering::Relaxed) as f64 / 1024.0
-    }
+/// CPU seconds used so far by every live process named `name` (`postgres`, `beam.smp`).
+pub fn cpu_seconds_of_all(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| name_and_cpu(&stat).filter(|(n, _)| *n == name).map(|(_, cpu)| cpu))
+        .sum()
 }

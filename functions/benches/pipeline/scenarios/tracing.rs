@@ -12,18 +12,16 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{Router, body::Bytes, extract::State, routing::post};
 
 use crate::{
-    env::{AMQP, Env, POOL},
-    load::{CONCURRENCY, http_creates_to},
-    orderflow::admin_token,
+    env::Env,
+    load::http_creates,
     report::{Row, Rule},
-    rss::rss_mib_of,
-    scaled,
+    scaled, server,
 };
 
 /// What the collector stand-in received.
@@ -60,46 +58,20 @@ struct Side {
     rss_mib: f64,
 }
 
-/// `n` orders through the real binary, with `otel` added to its environment.
-async fn run_side(tag: &str, n: usize, otel: &[(&str, String)]) -> Side {
+/// `n` orders through the real binary, with `otel` added to its settings.
+async fn run_side(tag: &str, n: usize, otel: &[(&str, &str)]) -> Side {
     let env = Env::new(tag).await;
-    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let board = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"));
-    command
-        .env("DATABASE_URL", env.url())
-        .env("AMQP_URL", AMQP)
-        .env("QUEUE_PREFIX", env.queue_prefix())
-        .env("HTTP_ADDR", http.to_string())
-        .env("BOARD_ADDR", board.to_string())
-        .env("DB_MAX_CONNECTIONS", POOL.to_string())
-        .env("PAYMENT_DELAY_MS", "0")
-        .env("PAYMENT_SUCCESS_RATE", "1.0")
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_SDK_DISABLED")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .envs(otel.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = command.spawn().unwrap();
-    let base = format!("http://{http}");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
-    let started = Instant::now();
-    while !client.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(30), "orderflow did not become ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let token = admin_token(&client, &base).await;
-    let creates = http_creates_to(&client, &base, &token, n).await;
+    let mut settings = vec![("PAYMENT_DELAY_MS", "0"), ("PAYMENT_SUCCESS_RATE", "1.0")];
+    settings.extend_from_slice(otel);
+    let server = server::orderflow(&env, "all", &settings).await;
+    let creates = http_creates(&server, n).await;
     let done = env.wait_for("select count(*) from notifications", n as i64, Duration::from_secs(300)).await;
     let side = Side {
         orders_per_s: n as f64 / (done - creates.started).as_secs_f64(),
         create_p99_ms: creates.percentile(0.99),
-        rss_mib: rss_mib_of(child.id().unwrap()),
+        rss_mib: server.rss_mib(),
     };
-    let _ = child.kill().await;
+    server.stop().await;
     env.drop().await;
     side
 }
@@ -107,16 +79,17 @@ async fn run_side(tag: &str, n: usize, otel: &[(&str, String)]) -> Side {
 /// 6. Tracing: the binary with OpenTelemetry off, without the exporter, and with it.
 pub async fn tracing_cost(rows: &mut Vec<Row>) {
     let n = scaled(10_000);
-    let disabled = run_side("tracing_disabled", n, &[("OTEL_SDK_DISABLED", "true".into())]).await;
+    let disabled = run_side("tracing_disabled", n, &[("OTEL_SDK_DISABLED", "true")]).await;
     let off = run_side("tracing_off", n, &[]).await;
     let (addr, received) = collector().await;
+    let endpoint = format!("http://{addr}");
     let on = run_side(
         "tracing_on",
         n,
         &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
-            ("OTEL_SERVICE_NAME", "orderflow-bench".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_SERVICE_NAME", "orderflow-bench"),
         ],
     )
     .await;
@@ -124,29 +97,28 @@ pub async fn tracing_cost(rows: &mut Vec<Row>) {
     assert!(batches > 0, "the exporter sent nothing to the collector stand-in");
     let per_order = received.bytes.load(Ordering::Relaxed) as f64 / n as f64;
     for (side, name) in [(&off, "spans, no exporter"), (&on, "spans exported")] {
-        let row = |metric: &str, value: f64, base: f64, more_is_better: bool| Row {
+        let row = |metric: &str, value: f64, base: f64| Row {
             scenario: "6 tracing",
             metric: format!("{metric}; {name} vs OpenTelemetry off"),
             orderflow: value,
             baseline: Some(base),
-            more_is_better,
             rule: Rule::None,
+            chart: None,
         };
         rows.push(row(
             &format!("orders/s through the binary, first create to last notification ({n})"),
             side.orders_per_s,
             disabled.orders_per_s,
-            true,
         ));
-        rows.push(row("p99 create latency, ms", side.create_p99_ms, disabled.create_p99_ms, false));
-        rows.push(row("RSS after the run, MiB", side.rss_mib, disabled.rss_mib, false));
+        rows.push(row("p99 create latency, ms", side.create_p99_ms, disabled.create_p99_ms));
+        rows.push(row("RSS after the run, MiB", side.rss_mib, disabled.rss_mib));
     }
     rows.push(Row {
         scenario: "6 tracing",
         metric: format!("OTLP bytes exported per order ({batches} batches)"),
         orderflow: per_order,
         baseline: None,
-        more_is_better: false,
         rule: Rule::None,
+        chart: None,
     });
 }
