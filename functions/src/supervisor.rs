@@ -52,7 +52,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     let parts = Parts::new(&shutdown, HttpLimits::from_config(&config), state.metrics.clone());
     // Its own pool: the journal's commits need not wait for the disk (see `db::journal_pool`).
     let journal_pool = shared::db::journal_pool(&config.database_url, config.db_statement_timeout())?;
-    let (journal, journal_writer) = Journal::new(journal_pool, state.metrics.clone());
+    let (journal, journal_writer) = Journal::new(journal_pool.clone(), state.metrics.clone());
     let journal_writer = tokio::spawn(journal_writer.run(parts.stop_flush.clone()));
     tokio::spawn(shared::retention::run(
         pool.clone(),
@@ -113,7 +113,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     tracing::info!(role = ?role, http.addr = %http.local_addr()?, "orderflow started");
     parts.serve("HTTP server", http, router, "The HTTP server failed");
 
-    parts.shut_down(budget, relay, journal_writer, pool).await;
+    parts.shut_down(budget, relay, journal_writer, [pool, journal_pool]).await;
     Ok(())
 }
 
@@ -198,8 +198,15 @@ impl Parts {
     }
 
     /// Waits for shutdown; then lets intake drain until `budget.drain`, then stops the relay
-    /// and the journal writer and lets them finish until `budget.total`, then closes the pool.
-    async fn shut_down(self, budget: ShutdownBudget, relay: JoinHandle<()>, journal: JoinHandle<()>, pool: PgPool) {
+    /// and the journal writer and lets them finish until `budget.total`, then closes the pools
+    /// (the main one and the journal's).
+    async fn shut_down(
+        self,
+        budget: ShutdownBudget,
+        relay: JoinHandle<()>,
+        journal: JoinHandle<()>,
+        pools: [PgPool; 2],
+    ) {
         self.intake.close();
         self.stop.cancelled().await;
         tracing::info!(timeout_secs = budget.total.as_secs(), "shutting down: letting in-flight work finish");
@@ -216,7 +223,9 @@ impl Parts {
         if flushed.await.is_err() {
             tracing::warn!("the outbox relay or the job journal did not finish in time; unsent rows go out later");
         }
-        pool.close().await;
+        for pool in pools {
+            pool.close().await;
+        }
         tracing::info!("orderflow stopped");
     }
 }

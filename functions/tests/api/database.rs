@@ -199,8 +199,8 @@ async fn a_pool_bounds_every_statement_by_its_timeout_and_zero_sets_none() {
 
 #[tokio::test]
 async fn the_journal_writes_on_connections_of_its_own_that_commit_without_waiting_for_the_disk() {
-    let app = spawn_app().await;
-    let url = &app.config.database_url;
+    let mut app = spawn_app().await;
+    let url = &app.config.database_url.clone();
     let show = async |pool: &sqlx::PgPool, setting: &str| -> String {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {setting}"))).fetch_one(pool).await.unwrap()
     };
@@ -236,6 +236,24 @@ async fn the_journal_writes_on_connections_of_its_own_that_commit_without_waitin
         (1..=i64::from(db::JOURNAL_CONNECTIONS)).contains(&journal_connections),
         "{journal_connections} journal connections"
     );
+
+    // A stopped process leaves none of them open.
+    app.stop().await;
+    let count = || async {
+        let (conn, name) = (&mut PgConnection::connect(url).await.unwrap(), db::JOURNAL_APPLICATION_NAME);
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_stat_activity where datname = $1 and application_name = $2",
+        )
+        .bind(database)
+        .bind(name)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+    };
+    crate::helpers::eventually("the journal's connections closed", Duration::from_secs(10), || async {
+        (count().await == 0).then_some(())
+    })
+    .await;
 }
 
 #[test]

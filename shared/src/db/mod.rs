@@ -96,9 +96,9 @@ pub fn main_pool_size(db_max_connections: u32) -> u32 {
 /// The job journal writer's own pool ([`JOURNAL_CONNECTIONS`] connections, the same
 /// `statement_timeout`), whose commits do not wait for the WAL to reach the disk
 /// (`synchronous_commit = off`). The journal is a record of what happened, not state: after a
-/// crash of PostgreSQL or its machine (not of orderflow, not a clean stop) its last commits, at most
-/// three `wal_writer_delay`s (600 ms by default), may be missing, never half-written; the
-/// orders, their events and their notifications are committed as before, on the main pool.
+/// crash of PostgreSQL or its machine (not of orderflow, not a clean stop) its last commits,
+/// at most three `wal_writer_delay`s (600 ms by default), may be missing, never half-written;
+/// the orders, their events and their notifications are committed as before, on the main pool.
 ///
 /// # Errors
 /// The URL does not parse.
