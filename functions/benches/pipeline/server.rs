@@ -15,6 +15,14 @@ use crate::{
     rss,
 };
 
+/// What [`Server::cpu_split`] measures, in its order.
+pub const CPU_PARTS: [&str; 3] = ["the server process", "PostgreSQL (all backends)", "RabbitMQ"];
+
+/// CPU microseconds per unit of work (`n` of them) between two [`Server::cpu_split`] readings.
+pub fn cpu_us_per(before: [f64; 3], after: [f64; 3], n: usize) -> [f64; 3] {
+    [0, 1, 2].map(|i| (after[i] - before[i]) * 1e6 / n as f64)
+}
+
 /// A running server process and a client for its HTTP API.
 pub struct Server {
     child: tokio::process::Child,
@@ -124,9 +132,10 @@ impl Server {
         rss::of(self.pid, "VmHWM")
     }
 
-    /// Its CPU time so far (user and system), in seconds.
-    pub fn cpu_s(&self) -> f64 {
-        rss::cpu_seconds(self.pid)
+    /// CPU seconds so far (user and system) of it, of every PostgreSQL process and of RabbitMQ,
+    /// in [`CPU_PARTS`] order.
+    pub fn cpu_split(&self) -> [f64; 3] {
+        [rss::cpu_seconds(self.pid), rss::cpu_seconds_of_all("postgres"), rss::cpu_seconds_of_all("beam.smp")]
     }
 
     /// Asks it to stop (SIGTERM), and kills it if it has not within 40 s.

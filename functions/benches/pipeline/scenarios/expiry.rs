@@ -44,8 +44,10 @@ pub async fn expiry(rows: &mut Vec<Row>) {
     let env = Env::new("expiry_base").await;
     seed_stale_orders(&env.pool, n).await;
     let base = server::baseline(&env, "pipeline", 0).await;
+    let before = base.cpu_split();
     let sweep: Value = base.client.post(format!("{}/expire", base.base)).send().await.unwrap().json().await.unwrap();
     env.wait_for(notified, n as i64, patience).await;
+    let base_cpu = server::cpu_us_per(before, base.cpu_split(), n);
     let base_sweep = sweep["sweep_s"].as_f64().unwrap();
     let base_total = notified_after(&env, sweep["started"].as_f64().unwrap()).await;
     base.stop().await;
@@ -56,7 +58,10 @@ pub async fn expiry(rows: &mut Vec<Row>) {
     let env = Env::new("expiry_of").await;
     seed_stale_orders(&env.pool, n).await;
     let of = server::orderflow(&env, "all", &[("EXPIRY_SCHEDULE", "* * * * * *")]).await;
+    // From ready: the first tick comes within a second.
+    let before = of.cpu_split();
     env.wait_for(notified, n as i64, patience).await;
+    let of_cpu = server::cpu_us_per(before, of.cpu_split(), n);
     // From the claim of the tick that found the orders, in database time.
     let (started, of_sweep): (f64, f64) = sqlx::query_as(
         "select extract(epoch from r.started_at)::float8, extract(epoch from r.finished_at - r.started_at)::float8
@@ -85,4 +90,14 @@ pub async fn expiry(rows: &mut Vec<Row>) {
         rule: Rule::RatioAtMost(1.15),
         chart: Some("4 expiry: s until all notified"),
     });
+    for (i, process) in server::CPU_PARTS.into_iter().enumerate() {
+        rows.push(Row {
+            scenario: "4 expiry",
+            metric: format!("CPU µs per expired order, {process}"),
+            orderflow: of_cpu[i],
+            baseline: Some(base_cpu[i]),
+            rule: Rule::None,
+            chart: None,
+        });
+    }
 }

@@ -24,12 +24,10 @@ struct Side {
 async fn side(tag: &str, n: usize, start: impl AsyncFnOnce(&Env) -> Server) -> Side {
     let env = Env::new(tag).await;
     let server = start(&env).await;
-    let cpu =
-        || [server.cpu_s(), crate::rss::cpu_seconds_of_all("postgres"), crate::rss::cpu_seconds_of_all("beam.smp")];
-    let before = cpu();
+    let before = server.cpu_split();
     let creates = http_creates(&server, n).await;
     let done = env.wait_for("select count(*) from notifications", n as i64, Duration::from_secs(300)).await;
-    let after = cpu();
+    let after = server.cpu_split();
     let latency = env.notification_latency().await;
     server.stop().await;
     env.drop().await;
@@ -37,7 +35,7 @@ async fn side(tag: &str, n: usize, start: impl AsyncFnOnce(&Env) -> Server) -> S
         rate: n as f64 / (done - creates.started).as_secs_f64(),
         create_s: (creates.finished - creates.started).as_secs_f64(),
         latency,
-        cpu_us: [0, 1, 2].map(|i| (after[i] - before[i]) * 1e6 / n as f64),
+        cpu_us: server::cpu_us_per(before, after, n),
     }
 }
 
@@ -66,7 +64,7 @@ pub async fn pipeline(rows: &mut Vec<Row>) {
     rows.push(row("create phase, s".into(), of.create_s, base.create_s));
     rows.push(row("p50 create→notification, ms (backlog included)".into(), of.latency.0, base.latency.0));
     rows.push(row("p99 create→notification, ms (backlog included)".into(), of.latency.1, base.latency.1));
-    for (i, process) in ["the server process", "PostgreSQL (all backends)", "RabbitMQ"].into_iter().enumerate() {
+    for (i, process) in server::CPU_PARTS.into_iter().enumerate() {
         rows.push(row(format!("CPU µs per order, {process}"), of.cpu_us[i], base.cpu_us[i]));
     }
 }
