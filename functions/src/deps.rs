@@ -63,6 +63,8 @@ pub struct FunctionDeps {
     pub shutdown: CancellationToken,
     /// How long in-flight work may still take once shutdown starts.
     pub drain_budget: Duration,
+    /// Held while this process runs an expiry tick, so that its runs never overlap.
+    pub expiry_run: Arc<tokio::sync::Mutex<()>>,
     db_gate: Arc<DbGate>,
 }
 
@@ -112,6 +114,7 @@ impl FunctionDeps {
             expiry_batch_size: 5_000,
             shutdown,
             drain_budget,
+            expiry_run: Arc::default(),
             db_gate: Arc::new(DbGate {
                 permits: Semaphore::new(db::main_pool_size(config.db_max_connections) as usize),
                 healthy: watch::Sender::new(true),

@@ -58,6 +58,71 @@ pub async fn claim_tick(
     Ok(claimed)
 }
 
+/// Records a skip of `job`'s tick at `scheduled_at` by `worker`, for `reason`.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_skip(
+    pool: &PgPool,
+    job: &str,
+    scheduled_at: DateTime<Utc>,
+    worker: &str,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"
+        insert into cron_runs (job, scheduled_at, worker, outcome, finished_at, affected, error)
+        values ($1, $2, $3, 'Skipped', now(), 0, $4)
+        "#,
+        job,
+        scheduled_at,
+        worker,
+        reason
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a skip of `job`'s tick at `scheduled_at` by `worker` if another worker (another
+/// process) is still running an earlier tick of it, and says whether it did. Only a run whose
+/// worker's heartbeat is younger than `alive_within` counts: a run left Running by a dead
+/// process stops holding the ticks back once its heartbeats have stopped that long. (A
+/// process keeps its own runs apart itself, so a run its own worker left Running, whose end
+/// could not be recorded, never holds back that worker's ticks.)
+///
+/// # Errors
+/// Database errors.
+pub async fn skip_if_earlier_run_elsewhere(
+    pool: &PgPool,
+    job: &str,
+    scheduled_at: DateTime<Utc>,
+    worker: &str,
+    alive_within: std::time::Duration,
+) -> sqlx::Result<bool> {
+    let skipped = sqlx::query_scalar!(
+        r#"
+        insert into cron_runs (job, scheduled_at, worker, outcome, finished_at, affected, error)
+        select $1, $2, $3, 'Skipped', now(), 0,
+               'the run of the tick ' || to_char(r.scheduled_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+               || ' was still under way on ' || r.worker
+        from cron_runs r
+        join workers w on w.name = r.worker and w.last_heartbeat > now() - make_interval(secs => $4)
+        where r.job = $1 and r.outcome = 'Running' and r.scheduled_at < $2 and r.worker <> $3
+        order by r.scheduled_at
+        limit 1
+        returning id
+        "#,
+        job,
+        scheduled_at,
+        worker,
+        alive_within.as_secs_f64(),
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(skipped.is_some())
+}
+
 /// Records that a claimed run finished, and how many rows it changed.
 ///
 /// # Errors
