@@ -24,6 +24,7 @@ use apalis_cron::{CronScheduler, Tick};
 use clap::builder::PossibleValue;
 use shared::{
     Config,
+    db::board::Unstarted,
     events::{Event, EventType, OrderCompleted, OrderCreated, OrderExpired},
     journal::{Journal, JournalLayer, LiveWorker},
     messaging::{
@@ -196,6 +197,20 @@ impl WorkerSettings {
 /// name for the cron.
 pub fn board_queue(function: Function, topology: &Topology) -> String {
     function.trigger().map_or_else(|| function.name().to_owned(), |event| topology.queue(event))
+}
+
+/// How the board and the retention sweep name a published event no worker has started yet: a
+/// job of the function it triggers, on its queue, which may take `max_attempts`.
+pub fn unstarted(topology: &Topology, max_attempts: i32) -> Unstarted {
+    let mut unstarted = Unstarted { max_attempts, ..Unstarted::default() };
+    for function in Function::ALL {
+        if let Some(event) = function.trigger() {
+            unstarted.event_types.push(event.as_str().to_owned());
+            unstarted.queues.push(topology.queue(event));
+            unstarted.functions.push(function.name().to_owned());
+        }
+    }
+    unstarted
 }
 
 /// One apalis `Monitor` running `functions`, and the workers it runs (for heartbeats). Each

@@ -57,6 +57,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     tokio::spawn(shared::retention::run(
         pool.clone(),
         shared::retention::RetentionSettings::from_config(&config),
+        registry::unstarted(&topology, config.max_attempts()),
         parts.stop.clone(),
     ));
 
@@ -80,8 +81,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
         parts.functions(functions, &deps, settings, &state.broker, &pool)?;
     }
 
-    let relay = OutboxRelay::new(pool.clone(), publisher, state.outbox.clone(), state.metrics.clone(), relay(&config))
-        .journaling_to(journal, |event| Function::consuming(event).name());
+    let relay = OutboxRelay::new(pool.clone(), publisher, state.outbox.clone(), state.metrics.clone(), relay(&config));
     let relay = tokio::spawn(supervised("outbox relay", parts.stop.clone(), {
         let stop_flush = parts.stop_flush.clone();
         async move {
@@ -97,7 +97,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
             pool.clone(),
             &state.outbox,
             &topology,
-            &config.expiry_schedule,
+            &config,
             live_log.unwrap_or_default(),
             state.passwords.clone(),
             state.accounts.demo_password_allowed(),
@@ -122,7 +122,6 @@ fn relay(config: &Config) -> RelaySettings {
     RelaySettings {
         batch_size: config.outbox_batch_size,
         poll_interval: config.outbox_poll_interval(),
-        max_attempts: i32::try_from(config.max_retries + 1).unwrap_or(i32::MAX),
         max_rejections: i32::from(config.outbox_max_attempts),
     }
 }

@@ -259,6 +259,11 @@ impl Config {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
 
+    /// Attempts a job may take: its first and `MAX_RETRIES` more, as the journal counts them.
+    pub fn max_attempts(&self) -> i32 {
+        i32::try_from(self.max_retries.saturating_add(1)).unwrap_or(i32::MAX)
+    }
+
     /// How long an idempotency key replays.
     pub fn idempotency_ttl(&self) -> Duration {
         Duration::from_secs(self.idempotency_ttl_hours * 3600)

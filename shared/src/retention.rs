@@ -2,7 +2,7 @@
 //! replicas (a PostgreSQL advisory lock; the others skip that round), it
 //! - marks orphans Killed: jobs and cron runs left Running by a worker whose heartbeat stopped
 //!   for `ORPHAN_TIMEOUT_SECS` (as Oban's Lifeline and Sidekiq's orphan recovery do), and jobs
-//!   still Pending after `JOURNAL_RETENTION_HOURS`;
+//!   still Pending (or published and never started) after `JOURNAL_RETENTION_HOURS`;
 //! - removes the `workers` rows of processes silent for `DEAD_WORKER_RETENTION_SECS`;
 //! - deletes finished journal entries, sent outbox rows and finished cron runs older than
 //!   `JOURNAL_RETENTION_HOURS`, and idempotency keys older than `IDEMPOTENCY_TTL_HOURS`.
@@ -18,7 +18,7 @@ use chrono::Utc;
 use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, retention};
+use crate::db::{self, board::Unstarted, retention};
 
 /// What the sweep keeps, marks and deletes, and how often it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,15 +48,16 @@ impl RetentionSettings {
     }
 }
 
-/// Sweeps every `settings.every` until `stop`.
-pub async fn run(pool: PgPool, settings: RetentionSettings, stop: CancellationToken) {
+/// Sweeps every `settings.every` until `stop`; `unstarted` names the jobs of published events
+/// (see [`sweep`]).
+pub async fn run(pool: PgPool, settings: RetentionSettings, unstarted: Unstarted, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(settings.every) => {}
             () = stop.cancelled() => return,
         }
         tokio::select! {
-            result = sweep(&pool, settings) => {
+            result = sweep(&pool, settings, &unstarted) => {
                 if let Err(e) = result {
                     tracing::warn!(error = %format!("{e:#}"), "the retention sweep failed; it runs again later");
                 }
@@ -67,11 +68,12 @@ pub async fn run(pool: PgPool, settings: RetentionSettings, stop: CancellationTo
     }
 }
 
-/// One sweep, unless another process is sweeping right now.
+/// One sweep, unless another process is sweeping right now. A published event that no worker
+/// started within the retention is journaled as a Killed job of the function `unstarted` names.
 ///
 /// # Errors
 /// Database errors.
-pub async fn sweep(pool: &PgPool, settings: RetentionSettings) -> anyhow::Result<()> {
+pub async fn sweep(pool: &PgPool, settings: RetentionSettings, unstarted: &Unstarted) -> anyhow::Result<()> {
     let options = pool.connect_options();
     let mut conn = options.connect().await.context("Failed to connect for the retention sweep")?;
     retention::set_statement_timeout(&mut conn, db::MAINTENANCE_STATEMENT_TIMEOUT).await?;
@@ -83,12 +85,21 @@ pub async fn sweep(pool: &PgPool, settings: RetentionSettings) -> anyhow::Result
     let journal_cutoff = now - chrono::Duration::from_std(settings.journal).context("JOURNAL_RETENTION_HOURS")?;
     let keys_cutoff = now - chrono::Duration::from_std(settings.idempotency_keys).context("IDEMPOTENCY_TTL_HOURS")?;
 
-    let orphans = retention::mark_orphans(&mut conn, settings.orphan_after, journal_cutoff).await?;
+    // Every unstarted job past the retention is marked before its outbox row is pruned below.
+    let mut orphans = retention::Orphans::default();
+    loop {
+        let marked = retention::mark_orphans(&mut conn, settings.orphan_after, journal_cutoff, unstarted).await?;
+        orphans.jobs += marked.jobs;
+        orphans.cron_runs += marked.cron_runs;
+        if marked.jobs == 0 {
+            break;
+        }
+    }
     if orphans != retention::Orphans::default() {
         tracing::warn!(
             jobs = orphans.jobs,
             cron_runs = orphans.cron_runs,
-            "marked orphaned jobs and cron runs Killed: their worker stopped sending heartbeats"
+            "marked orphaned jobs and cron runs Killed: their worker stopped sending heartbeats, or their message waited past the retention"
         );
     }
     let workers = retention::remove_dead_workers(&mut conn, settings.dead_workers).await?;

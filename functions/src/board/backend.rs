@@ -26,6 +26,7 @@ use serde_json::Value;
 use shared::{
     db::{
         self,
+        board::Unstarted,
         outbox::{BoardPush, insert_board_push},
     },
     journal::HEARTBEAT_INTERVAL,
@@ -72,6 +73,8 @@ pub struct JournalConfig {
     pub all_queues: Arc<Vec<String>>,
     /// The cron function's queue, whose statistics include its schedule and last run.
     pub cron: Arc<CronQueue>,
+    /// How published jobs no worker has started yet are named, on every queue.
+    pub unstarted: Arc<Unstarted>,
 }
 
 /// One queue of the journal, for apalis-board.
@@ -164,14 +167,16 @@ impl<Args: BoardArgs> JournalBackend<Args> {
     async fn tasks(&self, queue: Option<&str>, filter: &Filter) -> Result<Vec<Task<Value>>, JournalError> {
         let (limit, offset) = limit_offset(filter);
         let status = filter.status.as_ref().map(ToString::to_string);
-        let rows = db::board::jobs(&self.pool, queue, status.as_deref(), limit, offset).await?;
+        let unstarted = self.config.unstarted.on(queue);
+        let rows = db::board::jobs(&self.pool, queue, status.as_deref(), &unstarted, limit, offset).await?;
         rows.into_iter().map(|row| into_task(row, Args::OUTCOME_IN_ARGS)).collect()
     }
 
     /// A queue's statistics (see `stats.rs`), or every queue's together; the cron's queue also
     /// shows its schedule and last run.
     async fn stats(&self, queue: Option<&str>) -> Result<Vec<Statistic>, JournalError> {
-        let mut stats = job_stats(&db::board::job_counts(&self.pool, queue).await?);
+        let unstarted = self.config.unstarted.on(queue);
+        let mut stats = job_stats(&db::board::job_counts(&self.pool, queue, &unstarted).await?);
         if queue == Some(self.config.cron.queue.as_str()) {
             stats.extend(self.config.cron.stats(&self.pool).await?);
         }
@@ -209,7 +214,9 @@ impl<Args: BoardArgs> ListAllTasks for JournalBackend<Args> {
 
 impl<Args: BoardArgs> FetchById for JournalBackend<Args> {
     async fn fetch_by_id(&mut self, task_id: &TaskId) -> Result<Option<Task<Value>>, JournalError> {
-        let row = db::board::job(&self.pool, &task_id.to_string(), &self.config.queue).await?;
+        let queue = &self.config.queue;
+        let unstarted = self.config.unstarted.on(Some(queue));
+        let row = db::board::job(&self.pool, &task_id.to_string(), queue, &unstarted).await?;
         row.map(|row| into_task(row, Args::OUTCOME_IN_ARGS)).transpose()
     }
 }
@@ -245,7 +252,7 @@ impl<Args: BoardArgs> ListQueues for JournalBackend<Args> {
         }
         let mut infos = Vec::with_capacity(queues.len());
         for name in queues {
-            let activity = db::board::daily_jobs(&self.pool, &name).await?;
+            let activity = db::board::daily_jobs(&self.pool, &name, &self.config.unstarted.on(Some(&name))).await?;
             infos.push(QueueInfo {
                 stats: self.stats(Some(&name)).await?,
                 workers: self.workers(Some(&name)).await?.into_iter().map(|w| w.id).collect(),

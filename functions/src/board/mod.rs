@@ -26,6 +26,8 @@ use std::sync::Arc;
 use apalis_board::axum::framework::{ApiBuilder, RegisterRoute};
 use axum::{Extension, Router, middleware};
 use shared::{
+    Config,
+    db::board::Unstarted,
     events::{OrderCompleted, OrderCreated, OrderExpired},
     messaging::{OutboxSignal, Topology},
 };
@@ -40,28 +42,32 @@ use self::{
 use crate::{
     credentials::PasswordGate,
     expire_orders,
-    registry::{Function, board_queue},
+    registry::{Function, board_queue, unstarted},
 };
 
 /// The board: every function's queue registered, the UI as the fallback, all behind basic auth.
 /// Credentials are checked through `passwords`, the API's gate (one pool, one throttle), and the
 /// demo password is accepted only if `demo_password_allowed`.
-/// The cron's queue shows `expiry_schedule` and when it next fires.
+/// The cron's queue shows the configured `EXPIRY_SCHEDULE` and when it next fires; a job may take
+/// `MAX_RETRIES` + 1 attempts.
 ///
 /// # Errors
-/// `expiry_schedule` is not a cron schedule.
+/// `EXPIRY_SCHEDULE` is not a cron schedule.
 pub fn router(
     pool: PgPool,
     outbox: &OutboxSignal,
     topology: &Topology,
-    expiry_schedule: &str,
+    config: &Config,
     live_log: LiveLog,
     passwords: PasswordGate,
     demo_password_allowed: bool,
 ) -> anyhow::Result<Router> {
     let queues: Arc<Vec<String>> = Arc::new(Function::ALL.iter().map(|f| board_queue(*f, topology)).collect());
-    let cron = CronQueue::new(board_queue(Function::ExpireOrders, topology), expire_orders::JOB, expiry_schedule)?;
-    let backends = Backends { pool: &pool, outbox, topology, queues: &queues, cron: &Arc::new(cron) };
+    let cron =
+        CronQueue::new(board_queue(Function::ExpireOrders, topology), expire_orders::JOB, &config.expiry_schedule)?;
+    let unstarted = Arc::new(unstarted(topology, config.max_attempts()));
+    let backends =
+        Backends { pool: &pool, outbox, topology, queues: &queues, cron: &Arc::new(cron), unstarted: &unstarted };
     // The first registration also answers the board's global routes; the journal backend
     // covers every queue there.
     let api = ApiBuilder::new(Router::new());
@@ -87,6 +93,7 @@ struct Backends<'a> {
     topology: &'a Topology,
     queues: &'a Arc<Vec<String>>,
     cron: &'a Arc<CronQueue>,
+    unstarted: &'a Arc<Unstarted>,
 }
 
 impl Backends<'_> {
@@ -97,7 +104,12 @@ impl Backends<'_> {
     {
         let queue = board_queue(function, self.topology);
         // Every backend knows the cron's queue: the first one lists every queue's statistics.
-        let config = JournalConfig { queue: queue.clone(), all_queues: self.queues.clone(), cron: self.cron.clone() };
+        let config = JournalConfig {
+            queue: queue.clone(),
+            all_queues: self.queues.clone(),
+            cron: self.cron.clone(),
+            unstarted: self.unstarted.clone(),
+        };
         let backend = JournalBackend::new(self.pool.clone(), self.outbox.clone(), function, config);
         RegisterRoute::<_, Args>::register(api, &queue, backend)
     }

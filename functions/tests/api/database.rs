@@ -199,7 +199,7 @@ async fn a_pool_bounds_every_statement_by_its_timeout_and_zero_sets_none() {
 
 #[tokio::test]
 async fn the_journal_writes_on_connections_of_its_own_that_commit_without_waiting_for_the_disk() {
-    let mut app = spawn_app().await;
+    let mut app = crate::helpers::app().with_functions().spawn().await;
     let url = &app.config.database_url.clone();
     let show = async |pool: &sqlx::PgPool, setting: &str| -> String {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("show {setting}"))).fetch_one(pool).await.unwrap()
@@ -211,8 +211,8 @@ async fn the_journal_writes_on_connections_of_its_own_that_commit_without_waitin
     assert_eq!(show(&journal, "application_name").await, db::JOURNAL_APPLICATION_NAME);
     journal.close().await;
 
-    // The running app's journal writes through such a pool: an order's Pending job is written
-    // on a connection that names itself as the journal's.
+    // The running app's journal writes through such a pool: an order's jobs are written on a
+    // connection that names itself as the journal's.
     let token = app.admin_token().await;
     let order: serde_json::Value = app.create_order(&token, &crate::helpers::order_body()).await.json().await.unwrap();
     crate::helpers::eventually("the order's job in the journal", Duration::from_secs(20), || async {

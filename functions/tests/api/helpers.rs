@@ -455,8 +455,10 @@ pub async fn pending_order(pool: &PgPool) -> i64 {
 
 /// Runs the retention sweep once, failing the test if it errs or does not end within a minute:
 /// a pruning loop that never ends fails with the test's name instead of hanging the run.
-pub async fn sweep(pool: &PgPool, settings: shared::retention::RetentionSettings) {
-    tokio::time::timeout(Duration::from_secs(60), shared::retention::sweep(pool, settings))
+/// Published events no worker started are named as the app names them.
+pub async fn sweep(app: &TestApp, settings: shared::retention::RetentionSettings) {
+    let unstarted = orderflow::registry::unstarted(&app.topology(), app.config.max_attempts());
+    tokio::time::timeout(Duration::from_secs(60), shared::retention::sweep(&app.pool, settings, &unstarted))
         .await
         .expect("the retention sweep did not end within 60 s")
         .unwrap();

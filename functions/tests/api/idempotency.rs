@@ -97,7 +97,7 @@ async fn an_expired_idempotency_key_no_longer_replays_and_the_sweep_prunes_old_k
     let again: Value = again.json().await.unwrap();
     assert_ne!(again["id"], first["id"], "an expired key must not replay");
 
-    crate::helpers::sweep(&app.pool, shared::retention::RetentionSettings::from_config(&app.config)).await;
+    crate::helpers::sweep(&app, shared::retention::RetentionSettings::from_config(&app.config)).await;
 
     let keys: Vec<String> =
         sqlx::query_scalar("select key from idempotency_keys order by key").fetch_all(&app.pool).await.unwrap();

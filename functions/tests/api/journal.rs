@@ -159,6 +159,13 @@ async fn the_board_api_lists_queues_jobs_workers_and_cron_runs() {
 
     let done: Value = app.board_get(&format!("/queues/{created_queue}/tasks?status=Done")).await.json().await.unwrap();
     assert!(done.as_array().unwrap().iter().any(|t| t["ctx"]["task_id"] == message_id.as_str()), "{done}");
+    // Its worker's report replaced the published message: listed once, and not as Pending.
+    let all: Value = app.board_get(&format!("/queues/{created_queue}/tasks")).await.json().await.unwrap();
+    let listed = all.as_array().unwrap().iter().filter(|t| t["ctx"]["task_id"] == message_id.as_str()).count();
+    assert_eq!(listed, 1, "{all}");
+    let pending: Value =
+        app.board_get(&format!("/queues/{created_queue}/tasks?status=Pending")).await.json().await.unwrap();
+    assert!(pending.as_array().unwrap().iter().all(|t| t["ctx"]["task_id"] != message_id.as_str()), "{pending}");
 
     let task: Value = app.board_get(&format!("/queues/{created_queue}/tasks/{message_id}")).await.json().await.unwrap();
     assert_eq!(task["args"]["orderId"], id);
@@ -368,26 +375,55 @@ async fn a_task_pushed_from_the_board_goes_through_the_outbox_to_its_function() 
 }
 
 #[tokio::test]
-async fn a_published_message_no_function_has_taken_yet_shows_as_pending() {
+async fn a_published_message_no_function_has_taken_yet_shows_on_the_board_as_pending_without_a_journal_row() {
     // The API role publishes but runs no function: the message waits in its queue.
     let app = app().spawn().await;
     let id = create_order_with_request_id(&app, "req-pending-1").await;
-
-    let row = eventually("the relay's Pending journal row", Duration::from_secs(20), || async {
-        let message_id: Option<String> =
-            sqlx::query_scalar("select message_id::text from outbox where order_id = $1 and sent_at is not null")
-                .bind(id)
-                .fetch_optional(&app.pool)
-                .await
-                .unwrap();
-        app.journal_row(&message_id?).await
+    let message_id = eventually("the order's event published", Duration::from_secs(20), || async {
+        sqlx::query_scalar::<_, String>(
+            "select message_id::text from outbox where order_id = $1 and sent_at is not null",
+        )
+        .bind(id)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
     })
     .await;
-    assert_eq!(row["status"], "Pending", "{row}");
-    assert_eq!(row["function"], "on_order_created", "{row}");
-    assert_eq!(row["attempts"], 0, "{row}");
-    assert_eq!(row["order_id"], id, "{row}");
-    assert_eq!(row["correlation_id"], "req-pending-1", "{row}");
+    let queue = app.queue(EventType::OrderCreated);
+    let listed =
+        |tasks: &Value| tasks.as_array().unwrap().iter().filter(|t| t["ctx"]["task_id"] == message_id.as_str()).count();
+
+    let pending: Value = app.board_get(&format!("/queues/{queue}/tasks?status=Pending")).await.json().await.unwrap();
+    assert_eq!(listed(&pending), 1, "{pending}");
+    let all: Value = app.board_get("/tasks").await.json().await.unwrap();
+    assert_eq!(listed(&all), 1, "{all}");
+    let done: Value = app.board_get(&format!("/queues/{queue}/tasks?status=Done")).await.json().await.unwrap();
+    assert_eq!(listed(&done), 0, "{done}");
+    let elsewhere = app.queue(EventType::OrderCompleted);
+    let other: Value = app.board_get(&format!("/queues/{elsewhere}/tasks?status=Pending")).await.json().await.unwrap();
+    assert_eq!(listed(&other), 0, "{other}");
+
+    let task: Value = app.board_get(&format!("/queues/{queue}/tasks/{message_id}")).await.json().await.unwrap();
+    assert_eq!(task["args"]["orderId"], id, "{task}");
+    assert_eq!(task["ctx"]["status"], "Pending", "{task}");
+    assert_eq!(task["ctx"]["attempt"], 0, "{task}");
+    assert_eq!(task["ctx"]["max_attempts"], app.config.max_retries + 1, "{task}");
+    let metadata = &task["ctx"]["metadata"];
+    assert_eq!(metadata["correlation_id"], "req-pending-1", "{task}");
+    assert_eq!(metadata["order_id"], id.to_string(), "{task}");
+    assert_eq!(metadata["function"], "on_order_created", "{task}");
+    // Another spelling of the same id, or the wrong queue, names no job.
+    let braced = app.board_get(&format!("/queues/{queue}/tasks/{{{message_id}}}")).await;
+    assert_ne!(braced.status(), StatusCode::OK);
+    let wrong_queue = app.board_get(&format!("/queues/{elsewhere}/tasks/{message_id}")).await;
+    assert_ne!(wrong_queue.status(), StatusCode::OK);
+    let queues: Value = app.board_get("/queues").await.json().await.unwrap();
+    let stats = &queues.as_array().unwrap().iter().find(|q| q["name"] == queue.as_str()).unwrap()["stats"];
+    let stat = |title: &str| stats.as_array().unwrap().iter().find(|s| s["title"] == title).unwrap()["value"].clone();
+    assert_eq!((stat("TOTAL_JOBS"), stat("PENDING_JOBS")), ("1".into(), "1".into()), "{stats}");
+
+    // Shown from the outbox: the journal holds only what workers report.
+    assert_eq!(app.journal_row(&message_id).await, None);
 }
 
 #[tokio::test]

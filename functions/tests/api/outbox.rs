@@ -34,7 +34,7 @@ fn start_relay(app: &TestApp, stop: &CancellationToken) -> tokio::task::JoinHand
         Arc::new(Publisher::new(amqp_url(), app.topology())),
         OutboxSignal::default(),
         Arc::new(Metrics::default()),
-        RelaySettings { batch_size: 50, poll_interval: Duration::from_millis(20), max_attempts: 4, max_rejections: 10 },
+        RelaySettings { batch_size: 50, poll_interval: Duration::from_millis(20), max_rejections: 10 },
     );
     tokio::spawn(relay.run(stop.clone()))
 }

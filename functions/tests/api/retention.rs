@@ -5,6 +5,7 @@
 use chrono::Utc;
 use shared::{
     db::journal::{self, JournalWrite},
+    events::EventType,
     retention::RetentionSettings,
 };
 
@@ -56,7 +57,7 @@ async fn a_job_of_a_silent_worker_is_marked_killed_and_a_live_workers_long_job_i
     running_job(&app.pool, "long", "live@host-2", timeout * 10).await;
     running_job(&app.pool, "just-started", "dead@host-1", 1).await;
 
-    sweep(&app.pool, settings).await;
+    sweep(&app, settings).await;
 
     let (status, error) = status_and_error(&app.pool, "orphan").await;
     assert_eq!(status, "Killed");
@@ -72,7 +73,7 @@ async fn a_later_report_of_a_job_marked_orphaned_ends_it_in_its_real_state() {
     let settings = RetentionSettings::from_config(&app.config);
     let timeout = i32::try_from(settings.orphan_after.as_secs()).unwrap();
     running_job(&app.pool, "late", "dead@host-1", timeout + 30).await;
-    sweep(&app.pool, settings).await;
+    sweep(&app, settings).await;
     assert_eq!(status_and_error(&app.pool, "late").await.0, "Killed");
 
     // The writer's report of the job's end (a redelivery's, or the original worker's own).
@@ -120,7 +121,7 @@ async fn a_cron_run_of_a_dead_process_is_marked_killed_and_dead_workers_are_remo
         .unwrap();
     }
 
-    sweep(&app.pool, settings).await;
+    sweep(&app, settings).await;
 
     let runs: Vec<(String, String, Option<String>)> =
         sqlx::query_as("select worker, outcome, error from cron_runs order by worker")
@@ -145,11 +146,91 @@ async fn a_sweep_skips_while_another_process_holds_the_sweep_lock() {
     let mut other = app.pool.acquire().await.unwrap();
     assert!(shared::db::retention::try_lock(&mut other).await.unwrap(), "the lock is free at first");
 
-    sweep(&app.pool, settings).await;
+    sweep(&app, settings).await;
     let while_held = status_and_error(&app.pool, "orphan").await.0;
     other.close().await.unwrap();
-    sweep(&app.pool, settings).await;
+    sweep(&app, settings).await;
 
     assert_eq!(while_held, "Running", "a second sweep ran while the first held the lock");
     assert_eq!(status_and_error(&app.pool, "orphan").await.0, "Killed", "the sweep runs once the lock is free");
+}
+
+#[tokio::test]
+async fn an_event_published_and_never_started_within_the_retention_is_journaled_killed_on_its_queue() {
+    let app = spawn_app().await;
+    let settings = RetentionSettings::from_config(&app.config);
+    let past_retention = f64::from(u32::try_from(settings.journal.as_secs()).unwrap() + 3600);
+    // Published long ago and never consumed; published just now; long ago and handled.
+    for (message_id, secs_ago) in [
+        ("00000000-0000-7000-8000-000000000001", past_retention),
+        ("00000000-0000-7000-8000-000000000002", 1.0),
+        ("00000000-0000-7000-8000-000000000003", past_retention),
+    ] {
+        sqlx::query(
+            "insert into outbox (message_id, event_type, order_id, payload, correlation_id, created_at, sent_at)
+             values ($1::uuid, 'OrderCreated', 7, '{\"orderId\": 7}', 'req-lost',
+                     now() - make_interval(secs => $2), now() - make_interval(secs => $2))",
+        )
+        .bind(message_id)
+        .bind(secs_ago)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "insert into job_journal (message_id, queue, function, status, attempts, max_attempts, finished_at)
+         values ('00000000-0000-7000-8000-000000000003', 'q', 'on_order_created', 'Done', 1, 4, now())",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // More than one batch of marks: every one is marked before its outbox row goes.
+    sqlx::query(
+        "insert into outbox (message_id, event_type, order_id, payload, correlation_id, created_at, sent_at)
+         select gen_random_uuid(), 'OrderExpired', i, '{}', 'req-lost', now() - make_interval(secs => $1),
+                now() - make_interval(secs => $1)
+         from generate_series(1, 6000) i",
+    )
+    .bind(past_retention)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    sweep(&app, settings).await;
+
+    let lost: (String, String, String, Option<String>, i64) = sqlx::query_as(
+        "select queue, function, status, last_error, order_id from job_journal
+         where message_id = '00000000-0000-7000-8000-000000000001'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (lost.0, lost.1.as_str(), lost.2.as_str(), lost.4),
+        (app.queue(EventType::OrderCreated), "on_order_created", "Killed", 7)
+    );
+    assert!(lost.3.as_deref().unwrap().contains("never consumed"), "{:?}", lost.3);
+    // The mark outlives the outbox row, which the same sweep deleted.
+    let outbox: Vec<String> = sqlx::query_scalar("select message_id::text from outbox order by message_id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(outbox, ["00000000-0000-7000-8000-000000000002"]);
+    assert_eq!(status_and_error(&app.pool, "00000000-0000-7000-8000-000000000003").await.0, "Done");
+    let journaled: i64 = sqlx::query_scalar(
+        "select count(*) from job_journal where message_id = '00000000-0000-7000-8000-000000000002'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(journaled, 0, "a message published within the retention is still only waiting");
+    let marked_expiries: i64 = sqlx::query_scalar(
+        "select count(*) from job_journal where function = 'on_order_expired' and status = 'Killed'
+         and last_error like '%never consumed' and queue = $1",
+    )
+    .bind(app.queue(EventType::OrderExpired))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(marked_expiries, 6000);
 }

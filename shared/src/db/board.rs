@@ -1,10 +1,45 @@
 //! What the job board reads (DESIGN.md section 7): journal rows as its task list and task page,
 //! counts per status for its statistics, the queues and their daily activity, the live workers,
 //! and a cron job's last finished run. Its one write, a push from the board, is [`super::outbox::insert_board_push`].
+//!
+//! The journal holds what workers reported. A job no worker has started yet is a published
+//! outbox row without a journal row (the view `unstarted_jobs`): the jobs, the counts and the
+//! activity below add those as Pending, named by [`Unstarted`].
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
+use uuid::Uuid;
+
+/// How the board names the jobs of published events no worker has started yet: each event
+/// type's queue and function, and the attempts a job may take.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unstarted {
+    /// The event types (`OrderCreated` …), one per queue.
+    pub event_types: Vec<String>,
+    /// The queue each event type travels on.
+    pub queues: Vec<String>,
+    /// The function each event type triggers.
+    pub functions: Vec<String>,
+    /// Attempts a job may take.
+    pub max_attempts: i32,
+}
+
+impl Unstarted {
+    /// Only the event types that travel on `queue` (all of them for `None`).
+    #[must_use]
+    pub fn on(&self, queue: Option<&str>) -> Unstarted {
+        let mut on = Unstarted { max_attempts: self.max_attempts, ..Unstarted::default() };
+        for ((event_type, q), function) in self.event_types.iter().zip(&self.queues).zip(&self.functions) {
+            if queue.is_none_or(|queue| queue == q) {
+                on.event_types.push(event_type.clone());
+                on.queues.push(q.clone());
+                on.functions.push(function.clone());
+            }
+        }
+        on
+    }
+}
 
 /// A journal row as the board shows it.
 #[derive(Debug)]
@@ -43,7 +78,8 @@ pub struct JobRow {
     pub trace_id: Option<String>,
 }
 
-/// One page of jobs, newest first, of one queue and one status, or of all.
+/// One page of jobs, newest first, of one queue and one status, or of all: the journal's rows
+/// and the published jobs no worker has started (Pending), of the event types in `unstarted`.
 ///
 /// # Errors
 /// Database errors.
@@ -51,43 +87,83 @@ pub async fn jobs(
     pool: &PgPool,
     queue: Option<&str>,
     status: Option<&str>,
+    unstarted: &Unstarted,
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
     sqlx::query_as!(
         JobRow,
         r#"
-            select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id, trace_id
-            from job_journal
-            where ($1::text is null or queue = $1) and ($2::text is null or status = $2)
+            select message_id as "message_id!", queue as "queue!", function as "function!", args as "args!",
+                   status as "status!", attempts as "attempts!", max_attempts as "max_attempts!", last_error,
+                   result, enqueued_at as "enqueued_at!", started_at, finished_at, worker, order_id,
+                   correlation_id, trace_id
+            from (
+                select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
+                       enqueued_at, started_at, finished_at, worker, order_id, correlation_id, trace_id
+                from job_journal
+                where ($1::text is null or queue = $1) and ($2::text is null or status = $2)
+                union all
+                select u.message_id::text, m.queue, m.function, u.args, 'Pending', 0, $5, null, null,
+                       u.enqueued_at, null, null, null, u.order_id, u.correlation_id, u.trace_id
+                from unstarted_jobs u
+                join unnest($6::text[], $7::text[], $8::text[]) as m(event_type, queue, function)
+                     on m.event_type = u.event_type
+                where $2::text is null or $2 = 'Pending'
+            ) jobs
             order by enqueued_at desc, message_id
             limit $3 offset $4
             "#,
         queue,
         status,
         limit,
-        offset
+        offset,
+        unstarted.max_attempts,
+        &unstarted.event_types,
+        &unstarted.queues,
+        &unstarted.functions,
     )
     .fetch_all(pool)
     .await
 }
 
-/// One job of `queue`.
+/// One job of `queue`: its journal row, or, while no worker has started it, the published
+/// event's (of the event types in `unstarted`).
 ///
 /// # Errors
 /// Database errors.
-pub async fn job(pool: &PgPool, message_id: &str, queue: &str) -> sqlx::Result<Option<JobRow>> {
+pub async fn job(pool: &PgPool, message_id: &str, queue: &str, unstarted: &Unstarted) -> sqlx::Result<Option<JobRow>> {
+    // Outbox rows are keyed by UUID, written as the journal writes it: any other id names no
+    // unstarted job (and another spelling of the same UUID names none either).
+    let outbox_id = Uuid::parse_str(message_id).ok().filter(|id| id.hyphenated().to_string() == message_id);
     sqlx::query_as!(
         JobRow,
         r#"
-            select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
-                   enqueued_at, started_at, finished_at, worker, order_id, correlation_id, trace_id
-            from job_journal
-            where message_id = $1 and queue = $2
+            select message_id as "message_id!", queue as "queue!", function as "function!", args as "args!",
+                   status as "status!", attempts as "attempts!", max_attempts as "max_attempts!", last_error,
+                   result, enqueued_at as "enqueued_at!", started_at, finished_at, worker, order_id,
+                   correlation_id, trace_id
+            from (
+                select message_id, queue, function, args, status, attempts, max_attempts, last_error, result,
+                       enqueued_at, started_at, finished_at, worker, order_id, correlation_id, trace_id
+                from job_journal
+                where message_id = $1 and queue = $2
+                union all
+                select u.message_id::text, m.queue, m.function, u.args, 'Pending', 0, $4, null, null,
+                       u.enqueued_at, null, null, null, u.order_id, u.correlation_id, u.trace_id
+                from unstarted_jobs u
+                join unnest($5::text[], $6::text[], $7::text[]) as m(event_type, queue, function)
+                     on m.event_type = u.event_type
+                where u.message_id = $3 and m.queue = $2
+            ) job
             "#,
         message_id,
-        queue
+        queue,
+        outbox_id,
+        unstarted.max_attempts,
+        &unstarted.event_types,
+        &unstarted.queues,
+        &unstarted.functions,
     )
     .fetch_optional(pool)
     .await
@@ -115,14 +191,20 @@ pub struct JobCounts {
     pub oldest_pending: Option<i64>,
 }
 
-/// The counts of one queue, or of all.
+/// The counts of one queue, or of all, the published jobs no worker has started (of the event
+/// types in `unstarted`) among the pending.
 ///
 /// # Errors
 /// Database errors.
-pub async fn job_counts(pool: &PgPool, queue: Option<&str>) -> sqlx::Result<JobCounts> {
+pub async fn job_counts(pool: &PgPool, queue: Option<&str>, unstarted: &Unstarted) -> sqlx::Result<JobCounts> {
     sqlx::query_as!(
         JobCounts,
         r#"
+            with jobs as (
+                select status, enqueued_at from job_journal where ($1::text is null or queue = $1)
+                union all
+                select 'Pending', enqueued_at from unstarted_jobs where event_type = any($2)
+            )
             select count(*) as "total!",
                    count(*) filter (where status = 'Pending') as "pending!",
                    count(*) filter (where status = 'Running') as "running!",
@@ -131,10 +213,10 @@ pub async fn job_counts(pool: &PgPool, queue: Option<&str>) -> sqlx::Result<JobC
                    count(*) filter (where status = 'Killed') as "killed!",
                    extract(epoch from max(enqueued_at))::bigint as most_recent,
                    extract(epoch from min(enqueued_at) filter (where status = 'Pending'))::bigint as oldest_pending
-            from job_journal
-            where ($1::text is null or queue = $1)
+            from jobs
             "#,
-        queue
+        queue,
+        &unstarted.event_types,
     )
     .fetch_one(pool)
     .await
@@ -148,20 +230,27 @@ pub async fn journaled_queues(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar!("select distinct queue from job_journal").fetch_all(pool).await
 }
 
-/// Jobs published to `queue` on each of the last seven days, oldest day first.
+/// Jobs published to `queue` on each of the last seven days, oldest day first, those no worker
+/// has started yet (of the event types in `unstarted`) included.
 ///
 /// # Errors
 /// Database errors.
-pub async fn daily_jobs(pool: &PgPool, queue: &str) -> sqlx::Result<Vec<i64>> {
+pub async fn daily_jobs(pool: &PgPool, queue: &str, unstarted: &Unstarted) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar!(
         r#"
-                select count(j.message_id) as "jobs!"
+                with jobs as (
+                    select enqueued_at from job_journal where queue = $1
+                    union all
+                    select enqueued_at from unstarted_jobs where event_type = any($2)
+                )
+                select count(j.enqueued_at) as "jobs!"
                 from generate_series(current_date - 6, current_date, interval '1 day') as d(day)
-                left join job_journal j on j.queue = $1 and j.enqueued_at::date = d.day::date
+                left join jobs j on j.enqueued_at::date = d.day::date
                 group by d.day
                 order by d.day
                 "#,
-        queue
+        queue,
+        &unstarted.event_types,
     )
     .fetch_all(pool)
     .await
@@ -240,4 +329,30 @@ pub async fn live_workers(
     )
     .fetch_all(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Unstarted;
+
+    #[test]
+    fn the_unstarted_jobs_of_a_queue_are_those_of_its_event_types_only() {
+        let strings = |all: &[&str]| all.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let all = Unstarted {
+            event_types: strings(&["OrderCreated", "OrderCompleted"]),
+            queues: strings(&["created", "completed"]),
+            functions: strings(&["on_order_created", "on_order_completed"]),
+            max_attempts: 4,
+        };
+
+        let completed = Unstarted {
+            event_types: strings(&["OrderCompleted"]),
+            queues: strings(&["completed"]),
+            functions: strings(&["on_order_completed"]),
+            max_attempts: 4,
+        };
+        assert_eq!(all.on(Some("completed")), completed);
+        assert_eq!(all.on(None), all);
+        assert_eq!(all.on(Some("expire_orders")), Unstarted { max_attempts: 4, ..Unstarted::default() });
+    }
 }

@@ -1,10 +1,10 @@
-//! The job journal's table, `job_journal` (DESIGN.md section 7): the writer's two bulk
-//! statements and the dead-letter list's summaries. The board's reads are in [`super::board`],
+//! The job journal's table, `job_journal` (DESIGN.md section 7): the writer's bulk statement
+//! and the dead-letter list's summaries. The board's reads are in [`super::board`],
 //! the order timeline in [`super::timeline`], pruning in [`super::retention`].
 //!
 //! Each batch is written with one statement over `unnest`ed column arrays, rows in
-//! `message_id` order: every writer (relay reports and worker reports, in every process) locks
-//! rows in that one order, so concurrent batches wait for each other but never deadlock.
+//! `message_id` order: every writer (one per process) locks rows in that one order, so
+//! concurrent batches wait for each other but never deadlock.
 
 use std::collections::HashMap;
 
@@ -45,7 +45,7 @@ pub struct JournalWrite<'a> {
     pub order_id: Option<i64>,
     /// The request that started the chain.
     pub correlation_id: Option<&'a str>,
-    /// The W3C trace id of the job (of its message, while only queued).
+    /// The W3C trace id of the job's latest traced attempt.
     pub trace_id: Option<&'a str>,
 }
 
@@ -96,52 +96,6 @@ impl Columns {
         }
         columns
     }
-}
-
-/// Pending rows for published messages, unless a worker reported on them already (only the
-/// message, queue, function, arguments, attempts allowed, times, order and correlation count).
-///
-/// # Errors
-/// Database errors.
-pub async fn insert_queued(conn: &mut PgConnection, rows: &[JournalWrite<'_>]) -> sqlx::Result<()> {
-    let Columns {
-        message_ids,
-        queues,
-        functions,
-        args,
-        max_attempts,
-        enqueued_at,
-        order_ids,
-        correlation_ids,
-        trace_ids,
-        ..
-    } = Columns::of(rows);
-    sqlx::query!(
-        r#"
-        insert into job_journal (message_id, queue, function, args, status, max_attempts, enqueued_at, order_id,
-                                 correlation_id, trace_id)
-        select u.message_id, u.queue, u.function, coalesce(u.args::jsonb, '{}'::jsonb), 'Pending', u.max_attempts,
-               coalesce(u.enqueued_at, now()), u.order_id, u.correlation_id, u.trace_id
-        from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[],
-                    $8::text[], $9::text[])
-             with ordinality as u(message_id, queue, function, args, max_attempts, enqueued_at, order_id,
-                                  correlation_id, trace_id, position)
-        order by u.position
-        on conflict (message_id) do nothing
-        "#,
-        &message_ids,
-        &queues,
-        &functions,
-        &args as &[Option<String>],
-        &max_attempts,
-        &enqueued_at as &[Option<DateTime<Utc>>],
-        &order_ids as &[Option<i64>],
-        &correlation_ids as &[Option<String>],
-        &trace_ids as &[Option<String>],
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// What workers reported: insert or update. A row with an empty queue (a `Finished` whose

@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use super::board::Unstarted;
+
 /// The advisory lock the sweep holds while it runs (`orderflow.retention`, as a number).
 const SWEEP_LOCK: i64 = 0x6f72_6465_7266_6c6f;
 
@@ -47,15 +49,18 @@ pub struct Orphans {
     pub cron_runs: i64,
 }
 
-/// Marks Killed, with the reason in their error, up to 5000 journal rows and every cron run:
+/// Marks Killed, with the reason in their error, up to 5000 journal rows, up to 5000 unstarted
+/// jobs and every cron run (call it again until it marks no job):
 /// - a job or cron run Running for more than `orphan_after` on a worker that has not sent a
 ///   heartbeat for `orphan_after` (its process died, or it lost its broker that long): its
 ///   outcome was never recorded. A live worker beats every few seconds, so its long jobs are
 ///   never marked; and a later report about the job (a redelivery's attempt, or the original
 ///   worker's own late `Done`) overwrites the mark, since the journal keeps the latest report;
-/// - a job still Pending (queued, never started, or requeued at a shutdown) since before
-///   `pending_cutoff`: its message was lost, or has waited in its queue longer than the
-///   journal's retention.
+/// - a job still Pending (requeued at a shutdown, or pushed from the board) since before
+///   `pending_cutoff`, and a published event no worker has reported on (the view
+///   `unstarted_jobs`, named by `unstarted`) sent before it: its message was lost, or has
+///   waited in its queue longer than the journal's retention. The latter get a journal row,
+///   so that the mark outlives the outbox row, which the same sweep then deletes.
 ///
 /// Heartbeats and start times are compared with the database's clock, which wrote them.
 ///
@@ -65,6 +70,7 @@ pub async fn mark_orphans(
     conn: &mut PgConnection,
     orphan_after: Duration,
     pending_cutoff: DateTime<Utc>,
+    unstarted: &Unstarted,
 ) -> sqlx::Result<Orphans> {
     let row = sqlx::query!(
         r#"
@@ -90,6 +96,22 @@ pub async fn mark_orphans(
               -- Re-checked on the locked row: a report written meanwhile wins.
               and j.status in ('Running', 'Pending')
             returning 1
+        ), never_started as (
+            insert into job_journal (message_id, queue, function, args, status, max_attempts, enqueued_at,
+                                     finished_at, order_id, correlation_id, trace_id, last_error)
+            select u.message_id::text, m.queue, m.function, u.args, 'Killed', $6, u.enqueued_at, now(), u.order_id,
+                   u.correlation_id, u.trace_id,
+                   'orphaned: still Pending after the journal''s retention; the message was never consumed'
+            from unstarted_jobs u
+            join unnest($3::text[], $4::text[], $5::text[]) as m(event_type, queue, function)
+                 on m.event_type = u.event_type
+            where u.sent_at < $2
+            -- The journal's lock order (db::journal).
+            order by u.message_id::text
+            limit 5000
+            -- A worker's report written meanwhile wins.
+            on conflict (message_id) do nothing
+            returning 1
         ), runs as (
             update cron_runs r set
                 outcome = 'Killed',
@@ -101,10 +123,15 @@ pub async fn mark_orphans(
               and not exists (select 1 from workers w where w.name = r.worker and w.last_heartbeat >= silent.since)
             returning 1
         )
-        select (select count(*) from jobs) as "jobs!", (select count(*) from runs) as "runs!"
+        select (select count(*) from jobs) + (select count(*) from never_started) as "jobs!",
+               (select count(*) from runs) as "runs!"
         "#,
         orphan_after.as_secs_f64(),
-        pending_cutoff
+        pending_cutoff,
+        &unstarted.event_types,
+        &unstarted.queues,
+        &unstarted.functions,
+        unstarted.max_attempts,
     )
     .fetch_one(&mut *conn)
     .await?;

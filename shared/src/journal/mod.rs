@@ -5,8 +5,9 @@
 //! - [`Journal`] (this file) hands those reports to one [`JournalWriter`] per process, which
 //!   folds them per message and writes each batch with one statement: the job path never waits
 //!   for the journal, and under load many jobs share a round trip.
-//! - The outbox relay reports the messages it publishes as `Pending` ([`JournalEntry::Queued`]),
-//!   so queued jobs show too; the board (in the `orderflow` crate) reads the table.
+//! - A published message no worker has started yet has no row: the board (in the `orderflow`
+//!   crate) shows it as Pending from the outbox (`crate::db::board`), so a job in a backlog is
+//!   written once, by its worker, not inserted by the relay and then updated.
 //! - [`WorkerHeartbeats`] keeps a row per live worker, for the board's worker list.
 //! - The SQL is in [`crate::db::journal`] (rows written in `message_id` order, so writers in
 //!   several processes never deadlock); pruning old rows and marking orphans is [`crate::retention`].
@@ -32,7 +33,8 @@ use crate::metrics::Metrics;
 /// A job's status in the journal (the board's vocabulary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
-    /// Queued, not started.
+    /// Queued, not started: requeued by a shutdown mid-attempt, or pushed from the board. (A
+    /// published message no worker has reported on has no row; the board shows it as Pending.)
     Pending,
     /// An attempt is under way.
     Running,
@@ -62,28 +64,6 @@ impl JobStatus {
 /// One report about one job.
 #[derive(Debug, Clone)]
 pub enum JournalEntry {
-    /// The message was published to its queue and waits there. Never overrides what a worker
-    /// already reported (the worker may be quicker than the relay's report).
-    Queued {
-        /// The message id.
-        message_id: String,
-        /// The queue.
-        queue: String,
-        /// The function consuming it.
-        function: String,
-        /// The arguments as JSON text.
-        args: String,
-        /// The order concerned, if any.
-        order_id: Option<i64>,
-        /// The request that started the chain.
-        correlation_id: String,
-        /// The W3C trace id the message carries, if any.
-        trace_id: Option<String>,
-        /// Attempts the job may take.
-        max_attempts: i32,
-        /// When the message was written.
-        enqueued_at: DateTime<Utc>,
-    },
     /// An attempt started.
     Started {
         /// The message (or cron run) id.

@@ -1,7 +1,8 @@
 //! [`JournalWriter`]: the one background task per process that drains the [`Journal`]'s
 //! channel. It folds the entries per message, holds in-progress states for [`HOLD`] (most jobs
-//! then get written once, in their final state), and writes each batch with the two statements
-//! of [`crate::db::journal`], retrying with backoff while the database is away.
+//! then get written once, in their final state), gathers what is due for [`GATHER`] after each
+//! write (one statement for many jobs rather than many small ones), and writes each batch with
+//! the statement of [`crate::db::journal`], retrying with backoff while the database is away.
 //!
 //! [`Journal`]: super::Journal
 
@@ -9,7 +10,7 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{JobStatus, JournalEntry};
@@ -18,13 +19,19 @@ use crate::{
     db::{self, journal::JournalWrite},
 };
 
-/// Most entries folded into one write.
+/// Most entries taken from the channel at once.
 const BATCH: usize = 4_000;
 
-/// How long a job's in-progress state (Pending, Running) is held in memory before it is written.
+/// How long a job's in-progress state (Running) is held in memory before it is written.
 /// Most jobs finish within it, and are then written once, in their final state, instead of
 /// inserted and updated two or three times; a slower job shows on the board this much later.
 const HOLD: Duration = Duration::from_millis(250);
+
+/// The least time between two writes. Under load, reports arrive a few at a time: written as
+/// they came, a busy process sent hundreds of statements a second of some twenty rows each, and
+/// the statements' own cost was most of what the journal cost PostgreSQL (issue 15). A
+/// finished job shows on the board at most this much later.
+const GATHER: Duration = Duration::from_millis(100);
 
 /// The background task that writes journal entries.
 #[derive(Debug)]
@@ -40,13 +47,15 @@ impl JournalWriter {
     }
 
     /// Writes entries as they come until `stop` is cancelled and the channel is drained (or,
-    /// during an outage, until `stop` plus a last attempt). Finished states are written at
-    /// once; in-progress states after [`HOLD`], unless the job finished meanwhile.
+    /// during an outage, until `stop` plus a last attempt). Finished states are written at the
+    /// next write, in-progress states after [`HOLD`] unless the job finished meanwhile; writes
+    /// are at least [`GATHER`] apart.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut buffer = Vec::with_capacity(BATCH);
         let mut held: HashMap<String, RowUpdate> = HashMap::new();
+        let mut last_write: Option<Instant> = None;
         loop {
-            let next_due = held.values().map(|row| row.held_since + HOLD).min();
+            let next_due = next_write(&held, last_write);
             let received = tokio::select! {
                 n = self.receiver.recv_many(&mut buffer, BATCH) => n,
                 () = sleep_until(next_due) => 0,
@@ -67,20 +76,26 @@ impl JournalWriter {
                 break;
             }
             fold_into(&mut held, buffer.drain(..));
-            let now = tokio::time::Instant::now();
+            let now = Instant::now();
+            if last_write.is_some_and(|at| now < at + GATHER) {
+                continue;
+            }
             let due: HashMap<String, RowUpdate> =
                 held.extract_if(|_, row| row.finished_at.is_some() || row.held_since + HOLD <= now).collect();
-            self.write_with_retry(due, &stop).await;
+            if !due.is_empty() {
+                self.write_with_retry(due, &stop).await;
+                last_write = Some(now);
+            }
         }
     }
 
-    async fn write_with_retry(&self, mut rows: HashMap<String, RowUpdate>, stop: &CancellationToken) {
+    async fn write_with_retry(&self, rows: HashMap<String, RowUpdate>, stop: &CancellationToken) {
         if rows.is_empty() {
             return;
         }
         let mut backoff = reconnect_backoff();
         loop {
-            match write(&self.pool, &mut rows).await {
+            match write(&self.pool, &rows).await {
                 Ok(()) => return,
                 Err(e) if stop.is_cancelled() => {
                     tracing::warn!(error = %e, entries = rows.len(), "journal entries lost at shutdown");
@@ -104,45 +119,35 @@ impl JournalWriter {
     }
 }
 
+/// When the next write is due: when the first held row is (a finished one at once, a running
+/// one after [`HOLD`]), but not before [`GATHER`] after the last write; never, with nothing held.
+fn next_write(held: &HashMap<String, RowUpdate>, last_write: Option<Instant>) -> Option<Instant> {
+    let first_due = held
+        .values()
+        .map(|row| if row.finished_at.is_some() { row.held_since } else { row.held_since + HOLD })
+        .min()?;
+    Some(last_write.map_or(first_due, |at| first_due.max(at + GATHER)))
+}
+
 /// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
 }
 
-/// Writes the worker reports, then the relay's `Pending` reports, removing from `rows` what is
-/// written.
-async fn write(pool: &PgPool, rows: &mut HashMap<String, RowUpdate>) -> sqlx::Result<()> {
-    // Two independent statements on one connection: no transaction needed (each is atomic),
-    // which saves its two round trips per batch.
-    let mut conn = pool.acquire().await?;
-    let updates = writes(rows, |row| !row.queued_only);
-    if !updates.is_empty() {
-        db::journal::upsert(&mut conn, &updates).await?;
-    }
-    // Written: if the next statement fails, the retry must not add these attempts again.
-    rows.retain(|_, row| row.queued_only);
-    let queued = writes(rows, |_| true);
-    if !queued.is_empty() {
-        db::journal::insert_queued(&mut conn, &queued).await?;
-    }
-    Ok(())
-}
-
-/// The rows that `keep` selects, as the database layer writes them.
-fn writes<'a>(rows: &'a HashMap<String, RowUpdate>, keep: impl Fn(&RowUpdate) -> bool) -> Vec<JournalWrite<'a>> {
-    rows.iter().filter(|(_, row)| keep(row)).map(|(id, row)| row.as_write(id)).collect()
+/// Writes the worker reports in one statement; `rows` is left as it was if it fails, for the retry.
+async fn write(pool: &PgPool, rows: &HashMap<String, RowUpdate>) -> sqlx::Result<()> {
+    let updates: Vec<JournalWrite<'_>> = rows.iter().map(|(id, row)| row.as_write(id)).collect();
+    db::journal::upsert(&mut *pool.acquire().await?, &updates).await
 }
 
 /// The net effect of a batch of entries on one message's row.
 #[derive(Debug)]
 struct RowUpdate {
     /// When the writer first saw an entry for it (for [`HOLD`]).
-    held_since: tokio::time::Instant,
-    /// Only a `Queued` report: insert if absent, never update.
-    queued_only: bool,
+    held_since: Instant,
     queue: String,
     function: String,
     args: Option<String>,
@@ -163,8 +168,7 @@ struct RowUpdate {
 impl Default for RowUpdate {
     fn default() -> Self {
         RowUpdate {
-            held_since: tokio::time::Instant::now(),
-            queued_only: false,
+            held_since: Instant::now(),
             queue: String::new(),
             function: String::new(),
             args: None,
@@ -212,32 +216,6 @@ impl RowUpdate {
 fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item = JournalEntry>) {
     for entry in entries {
         match entry {
-            JournalEntry::Queued {
-                message_id,
-                queue,
-                function,
-                args,
-                order_id,
-                correlation_id,
-                trace_id,
-                max_attempts,
-                enqueued_at,
-            } => {
-                let fresh = !rows.contains_key(&message_id);
-                let row = rows.entry(message_id).or_default();
-                if fresh {
-                    row.queued_only = true;
-                    row.status = Some(JobStatus::Pending);
-                    row.queue = queue;
-                    row.function = function;
-                    row.max_attempts = max_attempts;
-                }
-                row.args.get_or_insert(args);
-                row.order_id = row.order_id.or(order_id);
-                row.correlation_id.get_or_insert(correlation_id);
-                row.trace_id = row.trace_id.take().or(trace_id);
-                row.enqueued_at = Some(row.enqueued_at.map_or(enqueued_at, |at| at.min(enqueued_at)));
-            }
             JournalEntry::Started {
                 message_id,
                 queue,
@@ -252,7 +230,6 @@ fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item 
                 at,
             } => {
                 let row = rows.entry(message_id).or_default();
-                row.queued_only = false;
                 row.queue = queue;
                 row.function = function;
                 row.args.get_or_insert(args);
@@ -270,7 +247,6 @@ fn fold_into(rows: &mut HashMap<String, RowUpdate>, entries: impl Iterator<Item 
             }
             JournalEntry::Finished { message_id, status, error, result, at } => {
                 let row = rows.entry(message_id).or_default();
-                row.queued_only = false;
                 row.status = Some(status);
                 row.finished_at = Some(at);
                 if error.is_some() {
@@ -304,41 +280,41 @@ mod tests {
         }
     }
 
-    fn queued(id: &str, trace_id: &str) -> JournalEntry {
-        JournalEntry::Queued {
-            message_id: id.into(),
-            queue: "q".into(),
-            function: "f".into(),
-            args: "{}".into(),
-            order_id: Some(7),
-            correlation_id: "c".into(),
-            trace_id: Some(trace_id.into()),
-            max_attempts: 4,
-            enqueued_at: Utc::now(),
-        }
-    }
-
-    fn started_in(id: &str, trace_id: &str) -> JournalEntry {
+    fn started_in(id: &str, trace_id: Option<&str>) -> JournalEntry {
         let mut entry = started(id, Utc::now());
         if let JournalEntry::Started { trace_id: trace, .. } = &mut entry {
-            *trace = Some(trace_id.into());
+            *trace = trace_id.map(Into::into);
         }
         entry
     }
 
     #[test]
-    fn a_job_keeps_the_trace_of_its_latest_attempt_over_its_messages() {
+    fn a_write_is_due_when_the_first_held_row_is_but_never_sooner_than_the_gather_after_the_last() {
+        let t = Utc::now();
+        let mut held = HashMap::new();
+        assert_eq!(next_write(&held, None), None, "nothing held, nothing to write");
+
+        fold_into(&mut held, [started("running", t)].into_iter());
+        let since = held["running"].held_since;
+        assert_eq!(next_write(&held, None), Some(since + HOLD), "a running job waits for its hold");
+
+        fold_into(&mut held, [finished("done", JobStatus::Done, None, t)].into_iter());
+        let done_since = held["done"].held_since;
+        assert_eq!(next_write(&held, None), Some(done_since), "a finished job is due at once");
+        let last = done_since;
+        assert_eq!(next_write(&held, Some(last)), Some(last + GATHER), "but not sooner than the gather");
+        let long_ago = done_since.checked_sub(Duration::from_secs(1)).unwrap();
+        assert_eq!(next_write(&held, Some(long_ago)), Some(done_since));
+    }
+
+    #[test]
+    fn a_job_keeps_the_trace_of_its_latest_traced_attempt() {
         let mut rows = HashMap::new();
-        fold_into(&mut rows, [queued("a", "message"), started_in("a", "attempt")].into_iter());
-        fold_into(&mut rows, [started_in("b", "attempt"), queued("b", "message")].into_iter());
-        fold_into(&mut rows, [started_in("c", "first"), started_in("c", "second")].into_iter());
-        fold_into(&mut rows, [queued("d", "message")].into_iter());
+        fold_into(&mut rows, [started_in("a", Some("first")), started_in("a", Some("second"))].into_iter());
+        fold_into(&mut rows, [started_in("b", Some("first")), started_in("b", None)].into_iter());
 
         let trace = |id: &str| rows[id].trace_id.as_deref();
-        assert_eq!(
-            [trace("a"), trace("b"), trace("c"), trace("d")],
-            [Some("attempt"), Some("attempt"), Some("second"), Some("message")]
-        );
+        assert_eq!([trace("a"), trace("b")], [Some("second"), Some("first")]);
     }
 
     fn finished(id: &str, status: JobStatus, error: Option<&str>, at: DateTime<Utc>) -> JournalEntry {

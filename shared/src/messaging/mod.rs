@@ -21,7 +21,7 @@ pub use dead_letters::{DeadLetter, DeadLetters, ReplaySelection};
 pub use health::BrokerHealth;
 pub use message_info::MessageInfo;
 pub use publisher::{OutgoingMessage, PublishError, Publisher};
-pub use relay::{ConsumerOf, OutboxRelay, OutboxSignal, RelaySettings};
+pub use relay::{OutboxRelay, OutboxSignal, RelaySettings};
 pub use shutdown_guard::ShutdownGuardLayer;
 pub use topology::Topology;
 pub use url::{FRAME_MAX, connection_url};

@@ -26,13 +26,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Publisher, publisher::OutgoingMessage};
-use crate::{
-    backoff::reconnect_backoff,
-    db::outbox,
-    events::EventType,
-    journal::{Journal, JournalEntry},
-    metrics::Metrics,
-};
+use crate::{backoff::reconnect_backoff, db::outbox, events::EventType, metrics::Metrics};
 
 /// Wakes the relay after a commit that wrote outbox rows. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -57,8 +51,6 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// How often to look for rows written by other processes.
     pub poll_interval: Duration,
-    /// Attempts a job may take (`MAX_RETRIES` + 1), reported with the Pending journal entries.
-    pub max_attempts: i32,
     /// Refusals of one row by the broker (`OUTBOX_MAX_ATTEMPTS`) after which it is parked.
     pub max_rejections: i32,
 }
@@ -77,20 +69,8 @@ pub struct OutboxRelay {
     publisher: Arc<Publisher>,
     signal: OutboxSignal,
     metrics: Arc<Metrics>,
-    journal: Option<Journaling>,
     settings: RelaySettings,
 }
-
-/// Where the relay reports published messages, and which function each one is for.
-#[derive(Debug, Clone)]
-struct Journaling {
-    journal: Journal,
-    consumer_of: ConsumerOf,
-}
-
-/// Names the function that consumes an event's queue. The functions' registry supplies it:
-/// this crate names no function.
-pub type ConsumerOf = fn(EventType) -> &'static str;
 
 impl OutboxRelay {
     /// A relay over `pool`, publishing through `publisher`, woken by `signal`.
@@ -106,15 +86,7 @@ impl OutboxRelay {
             max_rejections: settings.max_rejections.max(1),
             ..settings
         };
-        OutboxRelay { pool, publisher, signal, metrics, journal: None, settings }
-    }
-
-    /// Reports every published message to the job journal as a Pending job of the function
-    /// `consumer_of` names for its event.
-    #[must_use]
-    pub fn journaling_to(mut self, journal: Journal, consumer_of: ConsumerOf) -> Self {
-        self.journal = Some(Journaling { journal, consumer_of });
-        self
+        OutboxRelay { pool, publisher, signal, metrics, settings }
     }
 
     /// Relays until `shutdown` is cancelled; a batch in flight gets [`SHUTDOWN_GRACE`] to finish,
@@ -257,32 +229,17 @@ impl OutboxRelay {
                 return Err(e).context(format!("Failed to publish {} outbox rows", batch.len()));
             }
         };
-        let (mut sent, mut queued, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-        for (((row, result), queue), event) in batch.iter().zip(results).zip(queues).zip(&events) {
+        // Once marked sent, a row is a Pending job on the board until its worker reports on it
+        // (the view `unstarted_jobs`): the journal is not written here.
+        let (mut sent, mut failed) = (Vec::new(), Vec::new());
+        for (row, result) in batch.iter().zip(results) {
             match result {
-                Ok(()) => {
-                    sent.push(row.id);
-                    let Some(journaling) = &self.journal else { continue };
-                    queued.push(JournalEntry::Queued {
-                        message_id: row.message_id.to_string(),
-                        queue,
-                        function: (journaling.consumer_of)(*event).to_owned(),
-                        args: row.payload.clone(),
-                        order_id: row.order_id,
-                        correlation_id: row.correlation_id.clone(),
-                        trace_id: row.traceparent.as_deref().and_then(crate::telemetry::trace_id_in).map(str::to_owned),
-                        max_attempts: self.settings.max_attempts,
-                        enqueued_at: row.created_at,
-                    });
-                }
+                Ok(()) => sent.push(row.id),
                 Err(e) if e.is_refusal() => refuse(&mut refused, e, row.id),
                 Err(e) => failed.push((row.id, e)),
             }
         }
         outbox::mark_sent(&self.pool, &sent, started).await.context("Failed to mark outbox rows sent")?;
-        if let Some(journaling) = &self.journal {
-            queued.into_iter().for_each(|entry| journaling.journal.record(entry));
-        }
         self.metrics.outbox_published.inc_by(sent.len() as u64);
         let handled = sent.len() + self.record_refusals(refused, lease).await?;
         if let Some((_, error)) = failed.first() {
