@@ -82,7 +82,7 @@ impl Application {
     pub async fn build_with(config: Config, role: Role, externals: Externals) -> anyhow::Result<Self> {
         let pool = db::connect_and_migrate(
             &config.database_url,
-            db::main_pool_size(config.db_max_connections),
+            db::main_pool_size(config.db_max_connections, !role.functions().is_empty()),
             DATABASE_PATIENCE,
             config.db_statement_timeout(),
         )

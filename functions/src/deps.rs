@@ -116,7 +116,7 @@ impl FunctionDeps {
             drain_budget,
             expiry_run: Arc::default(),
             db_gate: Arc::new(DbGate {
-                permits: Semaphore::new(db::main_pool_size(config.db_max_connections) as usize),
+                permits: Semaphore::new(db::main_pool_size(config.db_max_connections, true) as usize),
                 healthy: watch::Sender::new(true),
                 probing: AtomicBool::new(false),
             }),

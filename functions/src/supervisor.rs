@@ -50,10 +50,6 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     let Application { config, role, topology, pool, publisher, state, externals, http, board, live_log } = app;
     let budget = ShutdownBudget::new(config.shutdown_timeout());
     let parts = Parts::new(&shutdown, HttpLimits::from_config(&config), state.metrics.clone());
-    // Its own pool: the journal's commits need not wait for the disk (see `db::journal_pool`).
-    let journal_pool = shared::db::journal_pool(&config.database_url, config.db_statement_timeout())?;
-    let (journal, journal_writer) = Journal::new(journal_pool.clone(), state.metrics.clone());
-    let journal_writer = tokio::spawn(journal_writer.run(parts.stop_flush.clone()));
     tokio::spawn(shared::retention::run(
         pool.clone(),
         shared::retention::RetentionSettings::from_config(&config),
@@ -62,7 +58,15 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     ));
 
     let functions = role.functions();
+    let mut pools = vec![pool.clone()];
+    let mut journal_writer = None;
+    // The journal records what workers report: a process without functions has none to write.
     if !functions.is_empty() {
+        // Its own pool: the journal's commits need not wait for the disk (see `db::journal_pool`).
+        let journal_pool = shared::db::journal_pool(&config.database_url, config.db_statement_timeout())?;
+        let (journal, writer) = Journal::new(journal_pool.clone(), state.metrics.clone());
+        journal_writer = Some(tokio::spawn(writer.run(parts.stop_flush.clone())));
+        pools.push(journal_pool);
         let deps = FunctionDeps::from_config(
             &config,
             pool.clone(),
@@ -71,13 +75,8 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
             parts.stop.clone(),
             budget.drain,
         );
-        let settings = WorkerSettings::from_config(
-            &config,
-            topology.clone(),
-            budget.drain,
-            journal.clone(),
-            state.metrics.clone(),
-        );
+        let settings =
+            WorkerSettings::from_config(&config, topology.clone(), budget.drain, journal, state.metrics.clone());
         parts.functions(functions, &deps, settings, &state.broker, &pool)?;
     }
 
@@ -113,7 +112,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
     tracing::info!(role = ?role, http.addr = %http.local_addr()?, "orderflow started");
     parts.serve("HTTP server", http, router, "The HTTP server failed");
 
-    parts.shut_down(budget, relay, journal_writer, [pool, journal_pool]).await;
+    parts.shut_down(budget, relay, journal_writer, pools).await;
     Ok(())
 }
 
@@ -203,8 +202,8 @@ impl Parts {
         self,
         budget: ShutdownBudget,
         relay: JoinHandle<()>,
-        journal: JoinHandle<()>,
-        pools: [PgPool; 2],
+        journal: Option<JoinHandle<()>>,
+        pools: Vec<PgPool>,
     ) {
         self.intake.close();
         self.stop.cancelled().await;
@@ -217,7 +216,11 @@ impl Parts {
         }
         self.stop_flush.cancel();
         let flushed = tokio::time::timeout_at(deadline, async {
-            let _ = tokio::join!(relay, journal);
+            let _ = tokio::join!(relay, async {
+                if let Some(journal) = journal {
+                    let _ = journal.await;
+                }
+            });
         });
         if flushed.await.is_err() {
             tracing::warn!("the outbox relay or the job journal did not finish in time; unsent rows go out later");

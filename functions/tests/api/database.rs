@@ -257,11 +257,34 @@ async fn the_journal_writes_on_connections_of_its_own_that_commit_without_waitin
 }
 
 #[test]
-fn a_process_keeps_two_of_its_connections_for_the_journal_and_at_least_one_for_the_rest() {
-    assert_eq!(db::main_pool_size(20), 18);
-    assert_eq!(db::main_pool_size(3), 1);
-    assert_eq!(db::main_pool_size(2), 1);
-    assert_eq!(db::main_pool_size(0), 1);
+fn a_process_that_runs_functions_keeps_two_of_its_connections_for_the_journal_and_at_least_one_for_the_rest() {
+    assert_eq!(db::main_pool_size(20, true), 18);
+    assert_eq!(db::main_pool_size(3, true), 1);
+    assert_eq!(db::main_pool_size(2, true), 1);
+    assert_eq!(db::main_pool_size(0, true), 1);
+    // One that runs none writes no journal.
+    assert_eq!(db::main_pool_size(20, false), 20);
+    assert_eq!(db::main_pool_size(0, false), 1);
+}
+
+#[tokio::test]
+async fn a_process_that_runs_no_function_opens_no_journal_connection() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let order: serde_json::Value = app.create_order(&token, &crate::helpers::order_body()).await.json().await.unwrap();
+    assert!(order["id"].is_i64(), "{order}");
+    let database = app.config.database_url.rsplit('/').next().unwrap().to_owned();
+    let connections = async |name: &str| -> i64 {
+        sqlx::query_scalar("select count(*) from pg_stat_activity where datname = $1 and application_name = $2")
+            .bind(&database)
+            .bind(name)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    // The API's own connections are there; the journal's are not.
+    assert!(connections("orderflow").await >= 1);
+    assert_eq!(connections(db::JOURNAL_APPLICATION_NAME).await, 0);
 }
 
 #[tokio::test]

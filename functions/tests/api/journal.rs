@@ -455,3 +455,56 @@ async fn the_board_lists_a_queue_known_only_from_its_journal_with_its_counts_and
         "{retired}"
     );
 }
+
+#[tokio::test]
+async fn the_journal_writer_gathers_the_reports_that_follow_a_write_for_a_moment_then_writes_them() {
+    use shared::journal::{JobStatus, Journal, JournalEntry};
+
+    let app = app().spawn().await;
+    let (journal, writer) = Journal::new(app.pool.clone(), Arc::new(shared::metrics::Metrics::default()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writing = tokio::spawn(writer.run(stop.clone()));
+    let report = |id: &str| {
+        let now = chrono::Utc::now();
+        journal.record(JournalEntry::Started {
+            message_id: id.into(),
+            queue: "gathered".into(),
+            function: "on_order_created".into(),
+            args: "{}".into(),
+            order_id: None,
+            correlation_id: None,
+            trace_id: None,
+            worker: "w".into(),
+            max_attempts: 4,
+            enqueued_at: now,
+            at: now,
+        });
+        journal.record(JournalEntry::Finished {
+            message_id: id.into(),
+            status: JobStatus::Done,
+            error: None,
+            result: None,
+            at: now,
+        });
+    };
+
+    // The first finished job is written at once.
+    let first_reported = std::time::Instant::now();
+    report("gather-first");
+    // Polled closely: the check below is conclusive only within the gather.
+    while app.journal_row("gather-first").await.is_none() {
+        assert!(first_reported.elapsed() < Duration::from_secs(15), "the first job was never written");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // One reported right after that write waits for the gather (100 ms after the write).
+    report("gather-second");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let early = app.journal_row("gather-second").await;
+    // Only conclusive while the gather cannot have ended yet (a loaded machine may be slower).
+    if first_reported.elapsed() < Duration::from_millis(90) {
+        assert_eq!(early, None, "written before the gather ended");
+    }
+    app.job_in_status("gather-second", "Done").await;
+    stop.cancel();
+    writing.await.unwrap();
+}

@@ -87,10 +87,11 @@ pub fn pool(url: &str, max_connections: u32, statement_timeout: Duration) -> any
 /// Connections the job journal's writer may hold at once: it writes one batch at a time.
 pub const JOURNAL_CONNECTIONS: u32 = 2;
 
-/// The main pool's share of a process's `DB_MAX_CONNECTIONS`: all of it but the journal's
-/// [`JOURNAL_CONNECTIONS`], and at least one.
-pub fn main_pool_size(db_max_connections: u32) -> u32 {
-    db_max_connections.saturating_sub(JOURNAL_CONNECTIONS).max(1)
+/// The main pool's share of a process's `DB_MAX_CONNECTIONS`: all of it, but in a process that
+/// `journals` (one that runs functions) the journal's [`JOURNAL_CONNECTIONS`] less; at least one.
+pub fn main_pool_size(db_max_connections: u32, journals: bool) -> u32 {
+    let journal = if journals { JOURNAL_CONNECTIONS } else { 0 };
+    db_max_connections.saturating_sub(journal).max(1)
 }
 
 /// The job journal writer's own pool ([`JOURNAL_CONNECTIONS`] connections, the same
