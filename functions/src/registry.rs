@@ -206,7 +206,7 @@ pub fn unstarted(topology: &Topology, max_attempts: i32) -> Unstarted {
     for function in Function::ALL {
         if let Some(event) = function.trigger() {
             unstarted.event_types.push(event.as_str().to_owned());
-            unstarted.queues.push(topology.queue(event));
+            unstarted.queues.push(board_queue(function, topology));
             unstarted.functions.push(function.name().to_owned());
         }
     }
