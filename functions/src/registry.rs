@@ -141,15 +141,20 @@ pub struct WorkerSettings {
 /// The middleware every worker runs, outermost first, as the board's Workers page lists it.
 const LAYERS: &str = "retry, shutdown guard, journal, catch panic, tracing";
 
-/// The stack [`LAYERS`] names (with the deps as data outside it), as a type: apalis's
-/// `Monitor::register` needs the concrete worker type, so the stack is named once here.
-type Layers = Stack<
+/// The stack [`LAYERS`] names, outside `Base`, as a type: apalis's `Monitor::register` needs the
+/// concrete worker type, so the stack is named once here. A queue worker's jobs get the deps
+/// from their backend ([`EventBackend::carrying`], which copies nothing); the cron's from a
+/// `Data` layer.
+type Layers<Base = Identity> = Stack<
     TraceLayer,
     Stack<
         CatchPanicLayer<fn(&Box<dyn std::any::Any + Send>) -> AbortError, AbortError>,
-        Stack<JournalLayer, Stack<ShutdownGuardLayer, Stack<RetryLayer<Retry>, Stack<Data<FunctionDeps>, Identity>>>>,
+        Stack<JournalLayer, Stack<ShutdownGuardLayer, Stack<RetryLayer<Retry>, Base>>>,
     >,
 >;
+
+/// The cron worker's stack: [`Layers`] with the deps as data outside it.
+type CronLayers = Layers<Stack<Data<FunctionDeps>, Identity>>;
 
 /// The retry policy of [`retry_policy`].
 type Retry = InterruptibleRetry<BackoffRetryPolicy<ExponentialBackoff<HasherRng>>>;
@@ -296,12 +301,14 @@ impl WorkerPlan {
         }
     }
 
-    /// `worker` (named and on its backend) with the middleware of [`LAYERS`]: the one place it
-    /// is applied, for queue and cron workers alike.
-    fn layered<Args, B: Backend>(&self, worker: WorkerBuilder<Args, B, Identity>) -> WorkerBuilder<Args, B, Layers> {
+    /// `worker` (named, on its backend, its jobs given the deps) with the middleware of
+    /// [`LAYERS`]: the one place it is applied, for queue and cron workers alike.
+    fn layered<Args, B: Backend, Base>(
+        &self,
+        worker: WorkerBuilder<Args, B, Base>,
+    ) -> WorkerBuilder<Args, B, Layers<Base>> {
         let (deps, settings) = (&self.deps, &self.settings);
         worker
-            .data(deps.clone())
             .retry(retry_policy(settings.max_retries, settings.retry_base, deps.shutdown.clone()))
             .layer(ShutdownGuardLayer::new(deps.shutdown.clone()))
             .layer(settings.journal_layer(self.function, &self.queue))
@@ -335,7 +342,8 @@ fn queue_worker<E: Event>(
         let backend = EventBackend::<E>::new(&settings.amqp_url, config, delay, consuming.clone())
             .expect("AMQP_URL was validated at start-up")
             .reporting_to(settings.dead_letter_reports(plan.function))
-            .within(&settings.budget);
+            .within(&settings.budget)
+            .carrying(plan.deps.clone());
         plan.layered(WorkerBuilder::new(plan.name.as_str()).backend(backend))
     }
 }
@@ -347,14 +355,19 @@ fn queue_worker<E: Event>(
 fn cron_worker(
     plan: WorkerPlan,
     live: &mut Vec<LiveWorker>,
-) -> anyhow::Result<impl Fn(usize) -> WorkerBuilder<Tick, CronScheduler<cron::Schedule>, Layers> + Send + Sync + use<>>
-{
+) -> anyhow::Result<
+    impl Fn(usize) -> WorkerBuilder<Tick, CronScheduler<cron::Schedule>, CronLayers> + Send + Sync + use<>,
+> {
     let expression = &plan.settings.expiry_schedule;
     let schedule =
         cron::Schedule::from_str(expression).with_context(|| format!("Invalid EXPIRY_SCHEDULE `{expression}`"))?;
     live.push(plan.live(Arc::new(AtomicBool::new(true))));
     Ok(move |_restart| {
-        plan.layered(WorkerBuilder::new(plan.name.as_str()).backend(CronScheduler::new(schedule.clone())))
+        plan.layered(
+            WorkerBuilder::new(plan.name.as_str())
+                .backend(CronScheduler::new(schedule.clone()))
+                .data(plan.deps.clone()),
+        )
     })
 }
 

@@ -48,7 +48,7 @@ use apalis_amqp::{AmqpBackend, Config, Error as AmqpError};
 use apalis_core::{
     backend::{Backend, BackendConfig, finalize::Ephemeral},
     error::BoxDynError,
-    task::{ExecutionContext, Task, status::Status, task_id::TaskId},
+    task::{ExecutionContext, Task, metadata::MetadataStore, status::Status, task_id::TaskId},
     timer::Delay,
     worker::{
         context::WorkerContext,
@@ -101,6 +101,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Rejection = BoxFuture<'static, Result<(), AmqpError>>;
 
+/// Puts data into a job ([`EventBackend::carrying`]).
+type Carry<T> = Arc<dyn Fn(&mut Task<T>) + Send + Sync>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Waiting for the restart delay, then opening the channel.
@@ -127,6 +130,8 @@ pub struct EventBackend<T> {
     // The process's budget, and the decoded delivery waiting for a permit of it.
     budget: Option<PollSemaphore>,
     waiting: Option<Task<T>>,
+    // Puts what every job of this queue carries into its data (`carrying`).
+    carry: Option<Carry<T>>,
     _event: PhantomData<fn() -> T>,
 }
 
@@ -161,6 +166,7 @@ impl<T: Send + 'static> EventBackend<T> {
             reports: None,
             budget: None,
             waiting: None,
+            carry: None,
             _event: PhantomData,
         })
     }
@@ -170,6 +176,21 @@ impl<T: Send + 'static> EventBackend<T> {
     #[must_use]
     pub fn within(mut self, budget: &JobBudget) -> Self {
         self.budget = Some(budget.poller());
+        self
+    }
+
+    /// Gives every job `data` (as apalis's `WorkerBuilder::data` does), put into the job as it
+    /// leaves this backend.
+    ///
+    /// apalis's `Data` layer runs after the acknowledgement layer has kept a copy of the task's
+    /// context (an `Arc`) for the ack, so its insert (`Arc::make_mut`) copies the whole context:
+    /// every job would hold two copies of its metadata and data (issue 15, "Memory of parked
+    /// jobs"). Here the job's context is not shared yet, so nothing is copied.
+    #[must_use]
+    pub fn carrying<D: Clone + Send + Sync + 'static>(mut self, data: D) -> Self {
+        self.carry = Some(Arc::new(move |task: &mut Task<T>| {
+            task.inject_data(data.clone());
+        }));
         self
     }
 
@@ -316,12 +337,17 @@ where
                 });
             match decoded {
                 Ok(event) => {
-                    let task = task.map_args(|_| event);
+                    let metadata = job_metadata(task.metadata());
+                    let message_id = metadata.get("message_id").map(str::to_owned);
+                    let builder = task.map_args(|_| event).into_builder().with_metadata(metadata);
                     // Pitfall 4: the message_id, not the delivery tag, identifies the task.
-                    let task = match task.metadata().get("message_id").map(str::to_owned) {
-                        Some(message_id) => task.into_builder().task_id(TaskId::String(message_id)).build(),
-                        None => task,
+                    let mut task = match message_id {
+                        Some(message_id) => builder.task_id(TaskId::String(message_id)).build(),
+                        None => builder.build(),
                     };
+                    if let Some(carry) = &self.carry {
+                        carry(&mut task);
+                    }
                     return self.admit(task, cx);
                 }
                 Err((reason, error)) => {
@@ -359,6 +385,18 @@ where
         self.consuming.store(false, Ordering::Relaxed);
         self.inner.poll_close(cx, worker).map_err(Into::into)
     }
+}
+
+/// The metadata a job reads: its message and correlation ids, when it was published, and its
+/// trace context (`crate::journal::JournalLayer`, [`super::MessageInfo`]).
+pub const JOB_METADATA: [&str; 5] = ["message_id", "correlation_id", "timestamp", "traceparent", "tracestate"];
+
+/// Of what apalis-amqp copied from a delivery's properties, what a job reads ([`JOB_METADATA`]).
+/// The rest (content type, type, delivery mode, schema version) was read before the delivery
+/// became a job, and a job waiting on a 5-second payment would otherwise hold it: about a
+/// third of a delivery's metadata, held by each of thousands of parked jobs (issue 15).
+fn job_metadata(delivered: &MetadataStore) -> MetadataStore {
+    JOB_METADATA.iter().filter_map(|&key| delivered.get(key).map(|value| (key, value.to_owned()))).collect()
 }
 
 impl<T> BackendConfig for EventBackend<T> {
@@ -411,5 +449,34 @@ impl<T: Send + 'static, Res: Send + Sync + 'static> Acknowledge<Res> for LazyAck
             backend = backend.with_config(config);
         }
         Acknowledge::<Res>::ack(&mut backend, result, ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_keeps_only_the_metadata_it_reads() {
+        let delivered: MetadataStore = [
+            ("message_id", "m-1"),
+            ("correlation_id", "c-1"),
+            ("timestamp", "1765000000"),
+            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ("content_type", "application/json"),
+            ("kind", "OrderCreated"),
+            ("delivery_mode", "2"),
+            (SCHEMA_VERSION_METADATA, "1"),
+        ]
+        .into_iter()
+        .collect();
+
+        let kept = job_metadata(&delivered);
+
+        let mut keys: Vec<_> = kept.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["correlation_id", "message_id", "timestamp", "traceparent"]);
+        assert_eq!(kept.get("message_id"), Some("m-1"));
+        assert_eq!(kept.get("traceparent"), delivered.get("traceparent"));
     }
 }
