@@ -142,7 +142,10 @@ impl FunctionDeps {
         }
         let result = {
             let _turn = self.db_gate.permits.acquire().await.map_err(|e| anyhow!(e))?;
-            query(&self.pool).await
+            // On the heap while it runs: a job's future is as large as the largest state it can
+            // be in, so an inline query would make every job parked in its payment wait carry
+            // room for a query's state all the while (issue 15, "Memory of parked jobs").
+            Box::pin(query(&self.pool)).await
         };
         match result {
             Err(e) if db::is_transient(&e) => {
