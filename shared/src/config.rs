@@ -224,7 +224,7 @@ pub struct Config {
     #[arg(long, env = "BROKER_TIMEOUT_SECS", global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub broker_timeout_secs: u64,
 
-    /// Password checks (argon2, about 19 MiB each) that run at once, for login and the board.
+    /// Password checks (argon2, about 7 MiB each) that run at once, for login and the board.
     /// Unset: the number of CPU cores, at most 4.
     #[arg(long, env = "PASSWORD_CHECK_THREADS", global = true, value_parser = clap::value_parser!(u16).range(1..))]
     pub password_check_threads: Option<u16>,

@@ -47,14 +47,16 @@ async fn bootstrap_admin(pool: &PgPool, email: &str, password: &Secret) -> anyho
         && !existing.disabled
         && !existing.password_is_demo
     {
-        // Hashing again at every start-up would change nothing but the salt.
+        // Hashing again at every start-up would change nothing but the salt; a hash made with
+        // other parameters (argon2's defaults, before 2026-12) is made again with today's.
+        let current = super::hashed_with_current_parameters(&existing.password_hash);
         let password = password.expose().to_owned();
         let unchanged = tokio::task::spawn_blocking(move || {
             Argon2::default().verify_password(password.as_bytes(), existing.password_hash.as_str()).is_ok()
         })
         .await
         .context("The password check failed")?;
-        if unchanged {
+        if unchanged && current {
             tracing::info!(user.id = existing.user_id, "the bootstrap admin {email} is already set up");
             return Ok(());
         }

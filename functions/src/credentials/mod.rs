@@ -21,11 +21,13 @@ pub use throttle::{FailureThrottle, ThrottleSettings};
 /// Checked when the e-mail is unknown (or, on the board, not an admin's), so that every refusal
 /// takes the same time and counts against the same throttle: a caller cannot probe which
 /// e-mails exist or are admins.
+/// Made with the parameters of every new hash (`crate::accounts::password_hasher`), so that it
+/// takes as long to check.
 const DECOY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$TjxlOTO7srsoN0VtAkSe8A$9dfQxYUKTx+FLgRv5rz5JjduaXD2LDij2tfIo5YtSMQ";
+    "$argon2id$v=19$m=7168,t=5,p=1$UnD00xvZ5QItAeBe0tHHZA$b5RWJzriS6jZYEeXSuCd7PAFe7sygf/PzCy8IAK7n5Q";
 
 /// Most password-check threads when `PASSWORD_CHECK_THREADS` is unset: each check holds about
-/// 19 MiB, so more cores than this would not make logins faster enough to be worth the memory.
+/// 7 MiB, so more cores than this would not make logins faster enough to be worth the memory.
 const DEFAULT_THREADS_MAX: usize = 4;
 
 /// How long a client refused for want of a free place should wait: a place frees within tens
@@ -148,6 +150,11 @@ pub fn client_address(extensions: &Extensions) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_decoy_takes_what_a_real_hash_takes() {
+        assert!(crate::accounts::hashed_with_current_parameters(DECOY_HASH));
+    }
 
     #[test]
     fn retry_after_is_rounded_up_to_a_whole_second() {

@@ -81,3 +81,51 @@ fn the_demo_password_or_a_short_one_cannot_be_the_admin_password() {
     }
     assert!(Cli::try_parse_from(["orderflow", "--admin-password", "a proper password"]).is_ok());
 }
+
+async fn password_hash(app: &TestApp, email: &str) -> String {
+    sqlx::query_scalar("select password_hash from users where email = $1")
+        .bind(email)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+const CURRENT_PARAMETERS: &str = "$argon2id$v=19$m=7168,t=5,p=1$";
+
+#[tokio::test]
+async fn a_bootstrap_admin_hashed_with_argon2s_defaults_is_hashed_again_with_todays_parameters_once() {
+    use argon2::{Argon2, PasswordHasher};
+    let with_admin = |database_url: Option<String>| {
+        move |c: &mut shared::Config| {
+            if let Some(url) = &database_url {
+                c.database_url.clone_from(url);
+            }
+            c.admin_email = "ops@example.com".into();
+            c.admin_password = Some("the ops password".parse().unwrap());
+        }
+    };
+    let first = spawn_app_with(with_admin(None)).await;
+    assert!(password_hash(&first, "ops@example.com").await.starts_with(CURRENT_PARAMETERS));
+    let old = Argon2::default().hash_password(b"the ops password").unwrap().to_string();
+    sqlx::query("update users set password_hash = $1 where email = 'ops@example.com'")
+        .bind(&old)
+        .execute(&first.pool)
+        .await
+        .unwrap();
+
+    let second = spawn_app_with(with_admin(Some(first.config.database_url.clone()))).await;
+    let rehashed = password_hash(&second, "ops@example.com").await;
+    let third = spawn_app_with(with_admin(Some(first.config.database_url.clone()))).await;
+
+    assert!(rehashed.starts_with(CURRENT_PARAMETERS), "{rehashed}");
+    assert_eq!(password_hash(&third, "ops@example.com").await, rehashed, "a current hash is kept");
+    assert_eq!(login_status(&third, "ops@example.com", "the ops password").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_seeded_demo_password_is_hashed_with_todays_parameters() {
+    let app = spawn_app().await;
+
+    assert!(password_hash(&app, "admin@example.com").await.starts_with(CURRENT_PARAMETERS));
+    assert_eq!(login_status(&app, "admin@example.com", "admin123").await, StatusCode::OK);
+}
