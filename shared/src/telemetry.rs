@@ -16,7 +16,10 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -79,6 +82,17 @@ pub struct Export<'a> {
 impl Export<'_> {
     /// No exporter: spans and their ids exist in the process (logs, journal) and go nowhere.
     pub const NONE: Export<'static> = Export { endpoint: None, service_name: "orderflow", sdk_disabled: false };
+}
+
+/// Whether this process exports its spans (set once, by [`init`]).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process's spans leave it (an OTLP endpoint is configured). Attributes that only
+/// an exported span shows (OpenTelemetry's naming conventions, constants) are worth their cost
+/// only then: a job holds its span for as long as it runs, thousands of parked payments at once
+/// (issue 15).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 /// Owns the tracer provider; [`Telemetry::shutdown`] flushes the spans still queued.
@@ -151,6 +165,7 @@ pub fn init(format: LogFormat, filter: &str, export: Export<'_>, extra: Vec<Boxe
     }
     layers.push(console);
     tracing_subscriber::registry().with(layers).try_init().context("Failed to install the tracing subscriber")?;
+    EXPORTING.store(exporting, Ordering::Relaxed);
     if let Some(endpoint) = export.endpoint.filter(|_| exporting) {
         tracing::info!(endpoint, service = export.service_name, "exporting traces over OTLP/HTTP (protobuf)");
     }

@@ -193,24 +193,37 @@ impl utoipa::Modify for BearerAuth {
 /// JSON fallbacks, per-route metrics, and the layers every request passes, outermost first:
 /// request id, secret-header redaction, tracing, panic catching, body limit.
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
-    // OpenTelemetry's HTTP server conventions: `<method> <route>`, continuing the caller's
-    // `traceparent` (or starting a trace when it is missing or does not parse).
+    // The method, path, request id and status every log line of the request shows; for a span
+    // that is exported, OpenTelemetry's HTTP server conventions too (`<method> <route>`). It
+    // continues the caller's `traceparent` (or starts a trace when it is missing or does not
+    // parse).
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request| {
+            use tracing::field::Empty;
             let request_id = request.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
-            let route =
-                request.extensions().get::<axum::extract::MatchedPath>().map(axum::extract::MatchedPath::as_str);
             let span = tracing::info_span!(
                 "http",
-                otel.name = %format_args!("{} {}", request.method(), route.unwrap_or("")).to_string().trim_end(),
-                otel.kind = "server",
-                otel.status_code = tracing::field::Empty,
+                otel.name = Empty,
+                otel.kind = Empty,
+                otel.status_code = Empty,
                 http.request.method = %request.method(),
-                http.route = route,
+                http.route = Empty,
                 url.path = %request.uri().path(),
-                http.response.status_code = tracing::field::Empty,
+                http.response.status_code = Empty,
                 request.id = %request_id,
             );
+            if shared::telemetry::exporting() {
+                let route =
+                    request.extensions().get::<axum::extract::MatchedPath>().map(axum::extract::MatchedPath::as_str);
+                span.record(
+                    "otel.name",
+                    format_args!("{} {}", request.method(), route.unwrap_or("")).to_string().trim_end(),
+                );
+                span.record("otel.kind", "server");
+                if let Some(route) = route {
+                    span.record("http.route", route);
+                }
+            }
             shared::telemetry::continue_trace(&span, |name| {
                 request.headers().get(name).and_then(|value| value.to_str().ok())
             });

@@ -140,6 +140,7 @@ async fn an_orders_traceparent_is_continued_by_every_function_and_its_spans_are_
     }
     assert_eq!(paid["span"]["job.function"], "on_order_created", "{paid}");
     assert_eq!(mailed["span"]["job.function"], "on_order_completed", "{mailed}");
+    assert_eq!(created["span"]["otel.name"], "POST /api/orders", "named for export: {created}");
     let span_ids: Vec<&Value> = [&created, &paid, &mailed].map(|line| &line["span_id"]).to_vec();
     assert!(span_ids[0] != span_ids[1] && span_ids[1] != span_ids[2], "each in a span of its own: {span_ids:?}");
 
@@ -226,6 +227,30 @@ async fn an_order_with_a_garbage_traceparent_completes_in_a_trace_of_its_own() {
     assert_ne!(trace, "not-a-trace-at-all");
     assert_eq!(paid["trace_id"], trace, "one new trace for the whole order: {paid}");
     assert_eq!(mailed["trace_id"], trace, "one new trace for the whole order: {mailed}");
+}
+
+#[tokio::test]
+async fn a_process_that_exports_nothing_keeps_to_the_span_fields_its_log_lines_show() {
+    let binary = Binary::start(&JSON_LOGS).await;
+    let token = binary.admin_token().await;
+
+    let id = create_order(&binary, &token, None).await;
+
+    binary.await_order_status(&token, id, "Completed").await;
+    let created = log_line(&binary, "order created").await;
+    let paid = log_line(&binary, &format!("order {id} completed")).await;
+    let (request, job) = (&created["span"], &paid["span"]);
+    assert_eq!(request["http.request.method"], "POST", "{created}");
+    assert_eq!(request["url.path"], "/api/orders", "{created}");
+    assert_eq!(job["job.function"], "on_order_created", "{paid}");
+    assert_eq!(job["job.attempt"], 1, "{paid}");
+    assert!(job["messaging.message.id"].as_str().is_some_and(|id| !id.is_empty()), "{paid}");
+    // What only an exported span shows is not held, nor written on every line.
+    for (span, line) in [(request, &created), (job, &paid)] {
+        for name in ["otel.name", "otel.kind", "http.route", "messaging.system", "messaging.destination.name"] {
+            assert!(span.get(name).is_none(), "{name} in {line}");
+        }
+    }
 }
 
 /// Publishes a foreign `OrderCompleted` for the already notified order `id` with `headers`, and

@@ -228,19 +228,20 @@ where
     }
 }
 
-/// The span of one attempt, named and described by OpenTelemetry's messaging conventions
-/// (`process <queue>`, a consumer span) for a message, or after the function for a cron run.
+/// The span of one attempt: the function, the message (or the cron run) and the attempt, which
+/// every log line of the job shows. A span that is exported is also named and described by
+/// OpenTelemetry's messaging conventions (`process <queue>`, a consumer span) for a message, or
+/// after the function for a cron run; a process that exports nothing does not hold those for
+/// each of its jobs ([`crate::telemetry::exporting`]).
 fn job_span(settings: &Settings, message_id: &str, attempt: usize, is_message: bool) -> tracing::Span {
-    if is_message {
+    use tracing::field::Empty;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = if is_message {
         tracing::info_span!(
             "job",
-            otel.name = %format_args!("process {}", settings.queue),
-            otel.kind = "consumer",
-            otel.status_code = tracing::field::Empty,
-            messaging.system = "rabbitmq",
-            messaging.operation.type = "process",
-            messaging.operation.name = "process",
-            messaging.destination.name = %settings.queue,
+            otel.name = Empty,
+            otel.kind = Empty,
+            otel.status_code = Empty,
             messaging.message.id = %message_id,
             job.function = %settings.function,
             job.attempt = attempt,
@@ -248,14 +249,28 @@ fn job_span(settings: &Settings, message_id: &str, attempt: usize, is_message: b
     } else {
         tracing::info_span!(
             "job",
-            otel.name = %settings.function,
-            otel.kind = "internal",
-            otel.status_code = tracing::field::Empty,
+            otel.name = Empty,
+            otel.kind = Empty,
+            otel.status_code = Empty,
             job.function = %settings.function,
             job.id = %message_id,
             job.attempt = attempt,
         )
+    };
+    if crate::telemetry::exporting() {
+        if is_message {
+            span.record("otel.name", format_args!("process {}", settings.queue));
+            span.record("otel.kind", "consumer");
+            span.set_attribute("messaging.system", "rabbitmq");
+            span.set_attribute("messaging.operation.type", "process");
+            span.set_attribute("messaging.operation.name", "process");
+            span.set_attribute("messaging.destination.name", settings.queue.clone());
+        } else {
+            span.record("otel.name", settings.function.as_str());
+            span.record("otel.kind", "internal");
+        }
     }
+    span
 }
 
 /// An error and its causes, `outer: inner: innermost`.
