@@ -51,12 +51,13 @@ async fn bootstrap_admin(pool: &PgPool, email: &str, password: &Secret) -> anyho
         // other parameters (argon2's defaults, before 2026-12) is made again with today's.
         let current = super::hashed_with_current_parameters(&existing.password_hash);
         let password = password.expose().to_owned();
-        let unchanged = tokio::task::spawn_blocking(move || {
-            Argon2::default().verify_password(password.as_bytes(), existing.password_hash.as_str()).is_ok()
-        })
-        .await
-        .context("The password check failed")?;
-        if unchanged && current {
+        let unchanged = current
+            && tokio::task::spawn_blocking(move || {
+                Argon2::default().verify_password(password.as_bytes(), existing.password_hash.as_str()).is_ok()
+            })
+            .await
+            .context("The password check failed")?;
+        if unchanged {
             tracing::info!(user.id = existing.user_id, "the bootstrap admin {email} is already set up");
             return Ok(());
         }

@@ -36,9 +36,13 @@ pub fn password_hasher() -> Argon2<'static> {
 
 /// Whether `hash` was made with the parameters [`password_hasher`] uses now.
 pub fn hashed_with_current_parameters(hash: &str) -> bool {
-    argon2::password_hash::phc::PasswordHash::new(hash).ok().and_then(|hash| Params::try_from(&hash).ok()).is_some_and(
-        |params| params.m_cost() == PASSWORD_M_COST_KIB && params.t_cost() == PASSWORD_T_COST && params.p_cost() == 1,
-    )
+    argon2::password_hash::phc::PasswordHash::new(hash)
+        .ok()
+        .filter(|hash| hash.algorithm.as_str() == "argon2id")
+        .and_then(|hash| Params::try_from(&hash).ok())
+        .is_some_and(|params| {
+            params.m_cost() == PASSWORD_M_COST_KIB && params.t_cost() == PASSWORD_T_COST && params.p_cost() == 1
+        })
 }
 
 /// The argon2 PHC string of `password`, with a fresh salt and [`password_hasher`]'s parameters.
@@ -97,5 +101,7 @@ mod tests {
             "$argon2id$v=19$m=19456,t=2,p=1$iFhZrM+1ia/glPFA0rln0w$t98OQQd306CfRrpCoay6jY2/TwftFSRceHElD2Vq/sc";
         assert!(!hashed_with_current_parameters(default));
         assert!(!hashed_with_current_parameters("not a hash"));
+        let argon2i = "$argon2i$v=19$m=7168,t=5,p=1$FD8EHYD1YvHF+OrhAfUfYw$nOZ3pKOBiWeG+nT+nVYbBBnRa098G21zndIkIzHR+Fs";
+        assert!(!hashed_with_current_parameters(argon2i), "another algorithm");
     }
 }

@@ -21,6 +21,7 @@ pub use throttle::{FailureThrottle, ThrottleSettings};
 /// Checked when the e-mail is unknown (or, on the board, not an admin's), so that every refusal
 /// takes the same time and counts against the same throttle: a caller cannot probe which
 /// e-mails exist or are admins.
+///
 /// Made with the parameters of every new hash (`crate::accounts::password_hasher`), so that it
 /// takes as long to check.
 const DECOY_HASH: &str =

@@ -2,6 +2,8 @@
 //! password, the admin flag and re-enabled; it replaces the demo password and works on a
 //! process listening beyond loopback.
 
+use std::time::Duration;
+
 use clap::Parser;
 use orderflow::cli::Cli;
 use reqwest::StatusCode;
@@ -128,4 +130,28 @@ async fn the_seeded_demo_password_is_hashed_with_todays_parameters() {
 
     assert!(password_hash(&app, "admin@example.com").await.starts_with(CURRENT_PARAMETERS));
     assert_eq!(login_status(&app, "admin@example.com", "admin123").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_users_hash_made_with_argon2s_defaults_is_made_again_at_their_next_login() {
+    use argon2::{Argon2, PasswordHasher};
+    let app = spawn_app().await;
+    app.create_user("ada@example.com", "ada's long password", false).await;
+    let old = Argon2::default().hash_password(b"ada's long password").unwrap().to_string();
+    sqlx::query("update users set password_hash = $1 where email = 'ada@example.com'")
+        .bind(&old)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(login_status(&app, "ada@example.com", "a wrong password").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(password_hash(&app, "ada@example.com").await, old, "not on a failed login");
+    assert_eq!(login_status(&app, "ada@example.com", "ada's long password").await, StatusCode::OK);
+
+    let rehashed = crate::helpers::eventually("the hash made again", Duration::from_secs(10), || async {
+        Some(password_hash(&app, "ada@example.com").await).filter(|hash| hash.starts_with(CURRENT_PARAMETERS))
+    })
+    .await;
+    assert_ne!(rehashed, old);
+    assert_eq!(login_status(&app, "ada@example.com", "ada's long password").await, StatusCode::OK);
 }

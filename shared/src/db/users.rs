@@ -104,6 +104,18 @@ pub async fn find_credentials_by_email(pool: &PgPool, email: &str) -> sqlx::Resu
     .await
 }
 
+/// Replaces user `id`'s password hash `old` by `new` (the same password hashed again), unless
+/// it changed meanwhile; whether it was replaced.
+///
+/// # Errors
+/// Database errors.
+pub async fn replace_password_hash(pool: &PgPool, id: i64, old: &str, new: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query!("update users set password_hash = $3 where id = $1 and password_hash = $2", id, old, new)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The password hash of the enabled admin with this e-mail (case-insensitive), if there is one:
 /// the board's basic authentication admits enabled admins only, and the demo password only if
 /// `demo_password_allowed`.
