@@ -105,7 +105,7 @@ async fn wait_for_payment(deps: &FunctionDeps) -> bool {
 mod tests {
     use super::*;
 
-    /// The size of the future `handler` returns, which a job holds from its start to its end.
+    /// The size of the future the handler `_` returns, which a job holds from start to end.
     fn future_size<A, B, C, F: FnOnce(A, B, C) -> Fut, Fut>(_: &F) -> usize {
         size_of::<Fut>()
     }
@@ -116,6 +116,10 @@ mod tests {
         // queries inline it was 1,424 bytes (unoptimised build, rustc 1.95); with them boxed
         // while they run (`FunctionDeps::db`), 896.
         let size = future_size(&on_order_created);
-        assert!(size <= 1024, "the payment job's future takes {size} bytes");
+        assert!(
+            size <= 1024,
+            "the payment job's future takes {size} bytes: does a state it waits in hold a query's, or \
+             another large future inline (box it while it runs)?"
+        );
     }
 }

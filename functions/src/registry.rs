@@ -141,10 +141,10 @@ pub struct WorkerSettings {
 /// The middleware every worker runs, outermost first, as the board's Workers page lists it.
 const LAYERS: &str = "retry, shutdown guard, journal, catch panic, tracing";
 
-/// The stack [`LAYERS`] names, outside `Base`, as a type: apalis's `Monitor::register` needs the
+/// The stack [`LAYERS`] names, inside `Base`, as a type: apalis's `Monitor::register` needs the
 /// concrete worker type, so the stack is named once here. A queue worker's jobs get the deps
-/// from their backend ([`EventBackend::carrying`], which copies nothing); the cron's from a
-/// `Data` layer.
+/// from their backend ([`EventBackend::carrying`], which does not copy the job's context); the
+/// cron's from a `Data` layer.
 type Layers<Base = Identity> = Stack<
     TraceLayer,
     Stack<

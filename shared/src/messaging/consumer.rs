@@ -26,6 +26,8 @@
 //!    (`crate::journal::JournalLayer`) can continue only `x-apalis-traceparent`. Our publisher
 //!    writes both names (`super::publisher`); the report to file upstream is
 //!    `docs/upstream/apalis-amqp-trace-headers.md`.
+//! 8. *`WorkerBuilder::data` copies each task's context* behind the ack layer, which keeps a
+//!    share of it. The deps go into each job here instead ([`EventBackend::carrying`]).
 //!
 //! Two rules of ours are kept here too, before a delivery becomes a job: its schema version
 //! must not be newer than this build's (otherwise it is dead-lettered with that reason, like an
@@ -180,12 +182,13 @@ impl<T: Send + 'static> EventBackend<T> {
     }
 
     /// Gives every job `data` (as apalis's `WorkerBuilder::data` does), put into the job as it
-    /// leaves this backend.
+    /// leaves this backend. A backend carries one value: a second call replaces the first.
     ///
     /// apalis's `Data` layer runs after the acknowledgement layer has kept a copy of the task's
     /// context (an `Arc`) for the ack, so its insert (`Arc::make_mut`) copies the whole context:
     /// every job would hold two copies of its metadata and data (issue 15, "Memory of parked
-    /// jobs"). Here the job's context is not shared yet, so nothing is copied.
+    /// jobs"). Here the job's context is not shared yet, so nothing is copied. The report to file
+    /// upstream is `docs/upstream/apalis-core-data-layer-copies-the-task-context.md`.
     #[must_use]
     pub fn carrying<D: Clone + Send + Sync + 'static>(mut self, data: D) -> Self {
         self.carry = Some(Arc::new(move |task: &mut Task<T>| {
@@ -394,7 +397,8 @@ pub const JOB_METADATA: [&str; 5] = ["message_id", "correlation_id", "timestamp"
 /// Of what apalis-amqp copied from a delivery's properties, what a job reads ([`JOB_METADATA`]).
 /// The rest (content type, type, delivery mode, schema version) was read before the delivery
 /// became a job, and a job waiting on a 5-second payment would otherwise hold it: about a
-/// third of a delivery's metadata, held by each of thousands of parked jobs (issue 15).
+/// third of a delivery's metadata, held by each of thousands of parked jobs (issue 15; the report
+/// to file upstream is `docs/upstream/apalis-amqp-metadata-per-delivery.md`).
 fn job_metadata(delivered: &MetadataStore) -> MetadataStore {
     JOB_METADATA.iter().filter_map(|&key| delivered.get(key).map(|value| (key, value.to_owned()))).collect()
 }
@@ -454,7 +458,10 @@ impl<T: Send + 'static, Res: Send + Sync + 'static> Acknowledge<Res> for LazyAck
 
 #[cfg(test)]
 mod tests {
+    use apalis_core::task::metadata::Metadata;
+
     use super::*;
+    use crate::messaging::MessageInfo;
 
     #[test]
     fn a_job_keeps_only_the_metadata_it_reads() {
@@ -478,5 +485,6 @@ mod tests {
         assert_eq!(keys, ["correlation_id", "message_id", "timestamp", "traceparent"]);
         assert_eq!(kept.get("message_id"), Some("m-1"));
         assert_eq!(kept.get("traceparent"), delivered.get("traceparent"));
+        assert_eq!(MessageInfo::extract(&kept), MessageInfo::extract(&delivered), "what a function reads is kept");
     }
 }

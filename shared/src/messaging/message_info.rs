@@ -1,7 +1,8 @@
 use apalis_core::task::metadata::{Metadata, MetadataStore};
 
 /// The AMQP properties a function cares about, as a handler argument (`Meta<MessageInfo>`).
-/// apalis-amqp copies every AMQP property into the task's metadata under its own name.
+/// apalis-amqp copies every AMQP property into the task's metadata under its own name, and
+/// [`super::EventBackend`] keeps of them only `JOB_METADATA`, which holds what this reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageInfo {
     /// The message's unique id (the outbox row's `message_id`).
