@@ -94,9 +94,22 @@ async fn password_hash(app: &TestApp, email: &str) -> String {
 
 const CURRENT_PARAMETERS: &str = "$argon2id$v=19$m=7168,t=5,p=1$";
 
+/// Stores `password` for `email` hashed as orderflow did before 2026-12 (argon2's defaults, 19
+/// MiB); the hash.
+async fn hash_with_argon2s_defaults(app: &TestApp, email: &str, password: &str) -> String {
+    use argon2::{Argon2, PasswordHasher};
+    let old = Argon2::default().hash_password(password.as_bytes()).unwrap().to_string();
+    sqlx::query("update users set password_hash = $1 where email = $2")
+        .bind(&old)
+        .bind(email)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    old
+}
+
 #[tokio::test]
 async fn a_bootstrap_admin_hashed_with_argon2s_defaults_is_hashed_again_with_todays_parameters_once() {
-    use argon2::{Argon2, PasswordHasher};
     let with_admin = |database_url: Option<String>| {
         move |c: &mut shared::Config| {
             if let Some(url) = &database_url {
@@ -108,12 +121,7 @@ async fn a_bootstrap_admin_hashed_with_argon2s_defaults_is_hashed_again_with_tod
     };
     let first = spawn_app_with(with_admin(None)).await;
     assert!(password_hash(&first, "ops@example.com").await.starts_with(CURRENT_PARAMETERS));
-    let old = Argon2::default().hash_password(b"the ops password").unwrap().to_string();
-    sqlx::query("update users set password_hash = $1 where email = 'ops@example.com'")
-        .bind(&old)
-        .execute(&first.pool)
-        .await
-        .unwrap();
+    let old = hash_with_argon2s_defaults(&first, "ops@example.com", "the ops password").await;
 
     let second = spawn_app_with(with_admin(Some(first.config.database_url.clone()))).await;
     let rehashed = password_hash(&second, "ops@example.com").await;
@@ -134,15 +142,9 @@ async fn the_seeded_demo_password_is_hashed_with_todays_parameters() {
 
 #[tokio::test]
 async fn a_users_hash_made_with_argon2s_defaults_is_made_again_at_their_next_login() {
-    use argon2::{Argon2, PasswordHasher};
     let app = spawn_app().await;
     app.create_user("ada@example.com", "ada's long password", false).await;
-    let old = Argon2::default().hash_password(b"ada's long password").unwrap().to_string();
-    sqlx::query("update users set password_hash = $1 where email = 'ada@example.com'")
-        .bind(&old)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    let old = hash_with_argon2s_defaults(&app, "ada@example.com", "ada's long password").await;
 
     assert_eq!(login_status(&app, "ada@example.com", "a wrong password").await, StatusCode::UNAUTHORIZED);
     assert_eq!(password_hash(&app, "ada@example.com").await, old, "not on a failed login");
