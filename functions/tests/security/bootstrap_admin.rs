@@ -128,6 +128,7 @@ async fn a_bootstrap_admin_hashed_with_argon2s_defaults_is_hashed_again_with_tod
     let third = spawn_app_with(with_admin(Some(first.config.database_url.clone()))).await;
 
     assert!(rehashed.starts_with(CURRENT_PARAMETERS), "{rehashed}");
+    assert_ne!(rehashed, old);
     assert_eq!(password_hash(&third, "ops@example.com").await, rehashed, "a current hash is kept");
     assert_eq!(login_status(&third, "ops@example.com", "the ops password").await, StatusCode::OK);
 }
