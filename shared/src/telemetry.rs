@@ -99,7 +99,6 @@ pub fn exporting() -> bool {
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
-    exporting: bool,
 }
 
 impl Telemetry {
@@ -108,7 +107,7 @@ impl Telemetry {
 
     /// Flushes the queued spans to the collector, waiting at most [`Self::FLUSH_PATIENCE`].
     pub async fn shutdown(self) {
-        if !self.exporting {
+        if !exporting() {
             return;
         }
         let provider = self.provider;
@@ -169,7 +168,7 @@ pub fn init(format: LogFormat, filter: &str, export: Export<'_>, extra: Vec<Boxe
     if let Some(endpoint) = export.endpoint.filter(|_| exporting) {
         tracing::info!(endpoint, service = export.service_name, "exporting traces over OTLP/HTTP (protobuf)");
     }
-    Ok(Telemetry { provider, exporting })
+    Ok(Telemetry { provider })
 }
 
 fn tracer_provider(export: Export<'_>) -> anyhow::Result<(SdkTracerProvider, bool)> {

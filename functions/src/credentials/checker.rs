@@ -1,9 +1,10 @@
 //! The password checker: argon2 verification on a few dedicated threads behind a short queue.
 //!
 //! One check holds about 7 MiB (19 MiB for a hash made with argon2's defaults) for tens of
-//! milliseconds, so how many run at once bounds the process's memory and CPU. A caller first takes a [`Place`] (a running or waiting slot); when
-//! none is free the request is refused at once (429) instead of waiting, and one client address
-//! holds at most half of the places, so a flood from one address cannot keep everyone else out.
+//! milliseconds, so how many run at once bounds the process's memory and CPU. A caller first
+//! takes a [`Place`] (a running or waiting slot); when none is free the request is refused at
+//! once (429) instead of waiting, and one client address holds at most half of the places, so a
+//! flood from one address cannot keep everyone else out.
 //!
 //! Each thread keeps its argon2 working memory (the 7 MiB of today's hashes) from one check to
 //! the next. Letting argon2 allocate it per check made the allocator keep about three copies per

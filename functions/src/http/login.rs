@@ -87,7 +87,7 @@ pub async fn login(
         None => (None, None),
     };
     // A hash made with older parameters is made again once the password is known to be right.
-    let outdated = hash.clone().filter(|hash| !accounts::hashed_with_current_parameters(hash));
+    let outdated = hash.as_deref().filter(|hash| !accounts::hashed_with_current_parameters(hash)).map(str::to_owned);
     let password = outdated.as_ref().map(|_| request.password.clone());
     let password_ok = admitted.verify(request.password, hash).await;
     let (Some((user, account)), true) = (user, password_ok) else {
@@ -110,11 +110,11 @@ pub async fn login(
 /// what argon2's defaults took (19 MiB, longer: an e-mail with such a hash could be told from an
 /// unknown one by the time a wrong password takes).
 async fn rehash(pool: sqlx::PgPool, id: i64, old: String, password: String) {
-    let replaced = match accounts::hash_password(password).await {
-        Ok(new) => users::replace_password_hash(&pool, id, &old, &new).await.map_err(anyhow::Error::from),
-        Err(e) => Err(e),
+    let replaced = async {
+        let new = accounts::hash_password(password).await?;
+        anyhow::Ok(users::replace_password_hash(&pool, id, &old, &new).await?)
     };
-    match replaced {
+    match replaced.await {
         Ok(true) => tracing::info!(user.id = id, "password hashed again with today's argon2 parameters"),
         Ok(false) => {}
         Err(e) => {
