@@ -28,8 +28,8 @@ use shared::{
     events::{Event, EventType, OrderCompleted, OrderCreated, OrderExpired},
     journal::{Journal, JournalLayer, LiveWorker},
     messaging::{
-        BrokerHealth, DeadLetterReports, EventBackend, InterruptibleRetry, JobBudget, RestartBackoff,
-        ShutdownGuardLayer, Topology, amqp_config, retry_policy,
+        BrokerHealth, ConsumerConnection, DeadLetterReports, EventBackend, InterruptibleRetry, JobBudget,
+        RestartBackoff, ShutdownGuardLayer, Topology, amqp_config, retry_policy,
     },
     metrics::Metrics,
 };
@@ -113,8 +113,8 @@ impl clap::ValueEnum for Function {
 /// How the workers are set up.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// RabbitMQ URL.
-    pub amqp_url: String,
+    /// The broker connection every queue worker of the process consumes over.
+    pub consumers: ConsumerConnection,
     /// Queue names and declarations.
     pub topology: Topology,
     /// Messages a queue worker holds at once (its concurrency), never more than the budget.
@@ -162,16 +162,20 @@ type Retry = InterruptibleRetry<BackoffRetryPolicy<ExponentialBackoff<HasherRng>
 impl WorkerSettings {
     /// The settings `config` describes, for workers over `topology` that journal to `journal`
     /// and may drain for `shutdown_timeout`.
+    ///
+    /// # Errors
+    /// The consumers' connection pool cannot be set up.
     pub fn from_config(
         config: &Config,
         topology: Topology,
         shutdown_timeout: Duration,
         journal: Journal,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let budget = JobBudget::new(config.worker_max_in_flight);
-        WorkerSettings {
-            amqp_url: config.amqp_url.clone(),
+        Ok(WorkerSettings {
+            consumers: ConsumerConnection::new(&config.amqp_url)
+                .context("Failed to set up the consumers' connection")?,
             topology,
             prefetch: budget.prefetch(config.worker_prefetch),
             budget,
@@ -339,8 +343,7 @@ fn queue_worker<E: Event>(
         }
         let settings = &plan.settings;
         let config = amqp_config(&settings.topology, E::TYPE, settings.prefetch);
-        let backend = EventBackend::<E>::new(&settings.amqp_url, config, delay, consuming.clone())
-            .expect("AMQP_URL was validated at start-up")
+        let backend = EventBackend::<E>::new(&settings.consumers, config, delay, consuming.clone())
             .reporting_to(settings.dead_letter_reports(plan.function))
             .within(&settings.budget)
             .carrying(plan.deps.clone());
