@@ -142,6 +142,8 @@ impl FunctionDeps {
         }
         let result = {
             let _turn = self.db_gate.permits.acquire().await.map_err(|e| anyhow!(e))?;
+            // The job is at work from here (a queue function's journal row says Running from now).
+            shared::journal::admitted();
             // On the heap while it runs: a job's future is as large as the largest state it can
             // be in, so an inline query would make every job parked in its payment wait carry
             // room for a query's state all the while (issue 15, "Memory of parked jobs").

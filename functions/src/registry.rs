@@ -186,11 +186,16 @@ impl WorkerSettings {
             process_name: process_name(),
             journal,
             metrics,
-        }
+        })
     }
 
+    /// A queue function's jobs wait for their turn at the database (`FunctionDeps::db`) before
+    /// they do anything, and are journaled as started when they get it; the cron's runs start
+    /// at once.
     fn journal_layer(&self, function: Function, queue: &str) -> JournalLayer {
-        JournalLayer::new(self.journal.clone(), self.metrics.clone(), function.name(), queue, self.max_retries)
+        let layer =
+            JournalLayer::new(self.journal.clone(), self.metrics.clone(), function.name(), queue, self.max_retries);
+        if function.trigger().is_some() { layer.reporting_start_on_admission() } else { layer }
     }
 
     fn dead_letter_reports(&self, function: Function) -> DeadLetterReports {

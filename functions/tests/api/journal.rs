@@ -74,7 +74,7 @@ async fn a_failing_job_shows_failed_attempts_with_its_error_then_is_killed() {
     let gateway = ScriptedGateway::new(|_| Err(PaymentError("card processor down".into())));
     let app = app()
         .with_functions()
-        .payments(Arc::new(GatedGateway { inner: gateway.clone(), gate }))
+        .payments(Arc::new(GatedGateway { inner: gateway.clone(), gate, first_too: false }))
         .config(|c| c.max_retries = 1)
         .spawn()
         .await;
@@ -108,10 +108,38 @@ async fn a_failing_job_shows_failed_attempts_with_its_error_then_is_killed() {
     assert!(task.to_string().contains("card processor down"), "the board does not show the error: {task}");
 }
 
-/// Lets the first charge through at once and each later one only when the test adds a permit.
+#[tokio::test]
+async fn a_payment_under_way_is_running_on_the_board_and_then_done() {
+    // The charge waits until the test lets it through: the job is at work meanwhile (it has
+    // marked its order Processing), so the journal shows it Running, not Pending.
+    let charges = Arc::new(Semaphore::new(0));
+    let gateway = ScriptedGateway::new(|_| Ok(PaymentOutcome::Approved));
+    let app = app()
+        .with_functions()
+        .payments(Arc::new(GatedGateway { inner: gateway.clone(), gate: charges.clone(), first_too: true }))
+        .spawn()
+        .await;
+    let id = create_order_with_request_id(&app, "req-journal-running").await;
+    let message_id: String = sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let running = app.job_in_status(&message_id, "Running").await;
+    assert_eq!((running["attempts"].as_i64(), running["finished_at"].is_null()), (Some(1), true), "{running}");
+    assert_eq!(gateway.calls(), 0, "the charge is still waiting");
+    charges.add_permits(1);
+    let done = app.job_in_status(&message_id, "Done").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+}
+
+/// Lets the first charge through at once (unless `first_too`) and each later one only when the
+/// test adds a permit.
 struct GatedGateway {
     inner: Arc<ScriptedGateway>,
     gate: Arc<Semaphore>,
+    first_too: bool,
 }
 
 impl shared::payments::PaymentGateway for GatedGateway {
@@ -121,7 +149,7 @@ impl shared::payments::PaymentGateway for GatedGateway {
         total: shared::domain::Money,
     ) -> futures::future::BoxFuture<'_, Result<PaymentOutcome, PaymentError>> {
         Box::pin(async move {
-            if self.inner.calls() > 0 {
+            if self.first_too || self.inner.calls() > 0 {
                 self.gate.acquire().await.unwrap().forget();
             }
             self.inner.charge(order_id, total).await

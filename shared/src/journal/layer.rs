@@ -1,8 +1,17 @@
 //! `JournalLayer`: a tower layer on every worker that journals each attempt and counts it in
 //! the metrics. Placed after `.retry(..)`, it sees every attempt, and decides what the board
 //! calls the job afterwards: `Done`, `Failed` (a retry follows), or `Killed` (dead-lettered).
+//!
+//! An attempt is reported started when apalis starts it, or, for a function whose jobs first
+//! wait for their turn at the database ([`JournalLayer::reporting_start_on_admission`]), when
+//! it gets that turn ([`admitted`]). In a burst, thousands of jobs wait there for seconds; a
+//! job reported as it started was then held past the writer's hold and written twice, Running
+//! and then finished, where one that is reported once at work usually finishes within the hold
+//! and is written once (issue 15). Until then the board shows the job as it was before the
+//! attempt: Pending (published, not started) or its last attempt's state.
 
 use std::{
+    cell::RefCell,
     fmt::Display,
     sync::Arc,
     task::{Context, Poll},
@@ -82,6 +91,30 @@ impl JournalArgs for apalis_cron::Tick {
     }
 }
 
+tokio::task_local! {
+    /// The start of the attempt this task runs, not reported yet: it is, once the attempt is
+    /// [`admitted`] to its work, or when it ends.
+    static UNREPORTED_START: RefCell<Option<Box<UnreportedStart>>>;
+}
+
+/// A Started entry and where it goes.
+struct UnreportedStart {
+    journal: Journal,
+    entry: JournalEntry,
+}
+
+/// Tells the journal that the current job's attempt is now at work (it got its turn at the
+/// database, say). The first call in an attempt of a function that reports its start on
+/// admission reports it; any other call does nothing.
+pub fn admitted() {
+    // Outside a job (or in one whose start was reported already) there is nothing to report.
+    let _ = UNREPORTED_START.try_with(|start| {
+        if let Some(start) = start.borrow_mut().take() {
+            start.journal.record(start.entry);
+        }
+    });
+}
+
 /// Journals every attempt of one function's jobs.
 #[derive(Debug, Clone)]
 pub struct JournalLayer {
@@ -96,6 +129,7 @@ struct Settings {
     function: String,
     queue: String,
     max_retries: usize,
+    start_on_admission: bool,
 }
 
 impl JournalLayer {
@@ -116,8 +150,20 @@ impl JournalLayer {
                 function,
                 queue: queue.into(),
                 max_retries,
+                start_on_admission: false,
             }),
         }
+    }
+
+    /// Reports each attempt's start when the function calls [`admitted`] (or, if it never
+    /// does, when the attempt ends) rather than when apalis starts it: for a function whose
+    /// jobs wait for their turn before they do anything.
+    #[must_use]
+    pub fn reporting_start_on_admission(mut self) -> Self {
+        if let Some(settings) = Arc::get_mut(&mut self.inner) {
+            settings.start_on_admission = true;
+        }
+        self
     }
 }
 
@@ -168,7 +214,7 @@ where
         // A message continues the trace its `traceparent` names (a cron run has none and starts
         // its own); one that does not parse starts a new trace.
         crate::telemetry::continue_trace(&span, |name| metadata.get(name));
-        settings.journal.record(JournalEntry::Started {
+        let start = JournalEntry::Started {
             message_id: message_id.clone(),
             queue: settings.queue.clone(),
             function: settings.function.clone(),
@@ -180,12 +226,31 @@ where
             max_attempts: i32::try_from(settings.max_retries + 1).unwrap_or(i32::MAX),
             enqueued_at,
             at: Utc::now(),
-        });
+        };
+        let unreported = if settings.start_on_admission {
+            Some(Box::new(UnreportedStart { journal: settings.journal.clone(), entry: start }))
+        } else {
+            settings.journal.record(start);
+            None
+        };
         let status = task.raw_status().clone();
         let started = Instant::now();
         let future = span.in_scope(|| self.inner.call(task));
         async move {
-            let result = future.await.map_err(Into::into);
+            let result = match unreported {
+                // An attempt that ends before it was admitted is reported started as it ends.
+                Some(start) => {
+                    UNREPORTED_START
+                        .scope(RefCell::new(Some(start)), async {
+                            let result = future.await;
+                            admitted();
+                            result
+                        })
+                        .await
+                }
+                None => future.await,
+            };
+            let result = result.map_err(Into::into);
             let metrics = &settings.metrics;
             metrics.job_duration.get_or_create(&settings.labels).observe(started.elapsed().as_secs_f64());
             let (job_status, error, outcome) = match &result {
@@ -288,4 +353,97 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rust_decimal::Decimal;
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+    use crate::domain::Money;
+
+    fn job() -> Task<OrderCreated> {
+        let total = Money::new(Decimal::new(1250, 2)).unwrap();
+        Task::new(OrderCreated { order_id: 7, user_id: 1, product_id: 2, total })
+    }
+
+    /// A service whose one job is admitted (twice over) when `admit` fires and ends when `end`
+    /// fires.
+    fn admitted_when(
+        admit: oneshot::Receiver<()>,
+        end: oneshot::Receiver<()>,
+    ) -> impl Service<Task<OrderCreated>, Response = &'static str, Error = BoxDynError, Future: Send + 'static> {
+        let mut gates = Some((admit, end));
+        tower::service_fn(move |_: Task<OrderCreated>| {
+            let (admit, end) = gates.take().expect("one job");
+            async move {
+                if admit.await.is_ok() {
+                    admitted();
+                    admitted();
+                }
+                let _ = end.await;
+                Ok::<_, BoxDynError>("done")
+            }
+        })
+    }
+
+    /// What the journal got next.
+    fn next(entries: &mut mpsc::Receiver<JournalEntry>) -> &'static str {
+        match entries.try_recv() {
+            Ok(JournalEntry::Started { .. }) => "started",
+            Ok(JournalEntry::Finished { .. }) => "finished",
+            Err(_) => "nothing",
+        }
+    }
+
+    /// Lets the spawned job run as far as it can.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    #[tokio::test]
+    async fn a_job_that_waits_for_its_turn_is_reported_started_once_when_it_gets_it() {
+        let (journal, mut entries) = Journal::for_tests();
+        let layer = JournalLayer::new(journal, Arc::default(), "f", "q", 0).reporting_start_on_admission();
+        let ((admit, admission), (end, ending)) = (oneshot::channel(), oneshot::channel());
+        let job = tokio::spawn(layer.layer(admitted_when(admission, ending)).call(job()));
+
+        settle().await;
+        assert_eq!(next(&mut entries), "nothing", "not reported while it waits");
+        admit.send(()).unwrap();
+        settle().await;
+        assert_eq!(next(&mut entries), "started");
+        assert_eq!(next(&mut entries), "nothing", "reported once");
+        end.send(()).unwrap();
+        job.await.unwrap().unwrap();
+        assert_eq!([next(&mut entries), next(&mut entries)], ["finished", "nothing"]);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_ends_before_its_turn_is_reported_started_as_it_ends() {
+        let (journal, mut entries) = Journal::for_tests();
+        let layer = JournalLayer::new(journal, Arc::default(), "f", "q", 0).reporting_start_on_admission();
+        let ((admit, admission), (end, ending)) = (oneshot::channel::<()>(), oneshot::channel());
+        drop(admit);
+        end.send(()).unwrap();
+        layer.layer(admitted_when(admission, ending)).call(job()).await.unwrap();
+        let reported = [next(&mut entries), next(&mut entries), next(&mut entries)];
+        assert_eq!(reported, ["started", "finished", "nothing"]);
+    }
+
+    #[tokio::test]
+    async fn a_job_of_any_other_function_is_reported_started_as_apalis_starts_it() {
+        let (journal, mut entries) = Journal::for_tests();
+        let layer = JournalLayer::new(journal, Arc::default(), "f", "q", 0);
+        let ((admit, admission), (end, ending)) = (oneshot::channel(), oneshot::channel());
+        let job = layer.layer(admitted_when(admission, ending)).call(job());
+        assert_eq!(next(&mut entries), "started");
+        admit.send(()).unwrap();
+        end.send(()).unwrap();
+        job.await.unwrap();
+        assert_eq!([next(&mut entries), next(&mut entries)], ["finished", "nothing"]);
+    }
 }

@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 pub use heartbeats::{HEARTBEAT_INTERVAL, LiveWorker, WorkerHeartbeats};
-pub use layer::{JournalArgs, JournalLayer, JournalService};
+pub use layer::{JournalArgs, JournalLayer, JournalService, admitted};
 pub use writer::JournalWriter;
 
 use crate::metrics::Metrics;
@@ -119,6 +119,13 @@ impl Journal {
     pub fn new(pool: PgPool, metrics: Arc<Metrics>) -> (Journal, JournalWriter) {
         let (sender, receiver) = mpsc::channel(CAPACITY);
         (Journal { sender, metrics }, JournalWriter::new(pool, receiver))
+    }
+
+    /// A journal whose entries the test reads itself.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> (Journal, mpsc::Receiver<JournalEntry>) {
+        let (sender, receiver) = mpsc::channel(CAPACITY);
+        (Journal { sender, metrics: Arc::default() }, receiver)
     }
 
     /// Records an entry, never waiting: if the writer is far behind, the entry is dropped.
