@@ -28,8 +28,8 @@ use shared::{
     events::{Event, EventType, OrderCompleted, OrderCreated, OrderExpired},
     journal::{Journal, JournalLayer, LiveWorker},
     messaging::{
-        BrokerHealth, ConsumerConnection, DeadLetterReports, EventBackend, InterruptibleRetry, JobBudget,
-        RestartBackoff, ShutdownGuardLayer, Topology, amqp_config, retry_policy,
+        BrokerHealth, DeadLetterReports, EventBackend, InterruptibleRetry, JobBudget, RestartBackoff,
+        ShutdownGuardLayer, Topology, amqp_config, retry_policy,
     },
     metrics::Metrics,
 };
@@ -113,8 +113,8 @@ impl clap::ValueEnum for Function {
 /// How the workers are set up.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// The broker connection every queue worker of the process consumes over.
-    pub consumers: ConsumerConnection,
+    /// RabbitMQ URL.
+    pub amqp_url: String,
     /// Queue names and declarations.
     pub topology: Topology,
     /// Messages a queue worker holds at once (its concurrency), never more than the budget.
@@ -162,20 +162,16 @@ type Retry = InterruptibleRetry<BackoffRetryPolicy<ExponentialBackoff<HasherRng>
 impl WorkerSettings {
     /// The settings `config` describes, for workers over `topology` that journal to `journal`
     /// and may drain for `shutdown_timeout`.
-    ///
-    /// # Errors
-    /// The consumers' connection pool cannot be set up.
     pub fn from_config(
         config: &Config,
         topology: Topology,
         shutdown_timeout: Duration,
         journal: Journal,
         metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Self> {
+    ) -> Self {
         let budget = JobBudget::new(config.worker_max_in_flight);
-        Ok(WorkerSettings {
-            consumers: ConsumerConnection::new(&config.amqp_url)
-                .context("Failed to set up the consumers' connection")?,
+        WorkerSettings {
+            amqp_url: config.amqp_url.clone(),
             topology,
             prefetch: budget.prefetch(config.worker_prefetch),
             budget,
@@ -348,7 +344,8 @@ fn queue_worker<E: Event>(
         }
         let settings = &plan.settings;
         let config = amqp_config(&settings.topology, E::TYPE, settings.prefetch);
-        let backend = EventBackend::<E>::new(&settings.consumers, config, delay, consuming.clone())
+        let backend = EventBackend::<E>::new(&settings.amqp_url, config, delay, consuming.clone())
+            .expect("AMQP_URL was validated at start-up")
             .reporting_to(settings.dead_letter_reports(plan.function))
             .within(&settings.budget)
             .carrying(plan.deps.clone());

@@ -76,7 +76,7 @@ pub(crate) async fn run(app: Application, shutdown: CancellationToken) -> anyhow
             budget.drain,
         );
         let settings =
-            WorkerSettings::from_config(&config, topology.clone(), budget.drain, journal, state.metrics.clone())?;
+            WorkerSettings::from_config(&config, topology.clone(), budget.drain, journal, state.metrics.clone());
         parts.functions(functions, &deps, settings, &state.broker, &pool)?;
     }
 

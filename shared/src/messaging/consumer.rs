@@ -143,53 +143,21 @@ impl<T> std::fmt::Debug for EventBackend<T> {
     }
 }
 
-/// The broker connection a process's queue consumers share, each on a channel of its own.
-///
-/// apalis-amqp's `AmqpBackend::new_from_addr` gives every backend a pool, so every queue worker
-/// (and every restart of one) opened a connection of its own: with lapin, a connection is also
-/// a thread of its own that every ack and delivery wakes, and three connections' acks could
-/// never share a write to the socket (issue 15). This is a pool of one connection: a worker
-/// restarting after a broker outage gets a fresh connection when the old one is no longer
-/// connected (deadpool-lapin checks on every checkout).
-#[derive(Clone)]
-pub struct ConsumerConnection(deadpool_lapin::Pool);
-
-impl std::fmt::Debug for ConsumerConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsumerConnection").field("status", &self.0.status()).finish()
-    }
-}
-
-impl ConsumerConnection {
-    /// The connection to `url` (with [`super::FRAME_MAX`]), opened when the first consumer
-    /// subscribes. Call it within the tokio runtime the consumers run on.
-    ///
-    /// # Errors
-    /// The pool cannot be set up (it does not connect yet).
-    pub fn new(url: &str) -> Result<Self, AmqpError> {
-        let config = deadpool_lapin::Config {
-            url: Some(super::connection_url(url)),
-            pool: Some(deadpool_lapin::PoolConfig::new(1)),
-        };
-        let pool = config
-            .create_pool(Default::default, deadpool_lapin::Runtime::Tokio1)
-            .map_err(|e| AmqpError::Config(e.into()))?;
-        Ok(ConsumerConnection(pool))
-    }
-}
-
 impl<T: Send + 'static> EventBackend<T> {
-    /// A backend for the queue in `config`, subscribing over `connection` on first poll (after
+    /// A backend for the queue in `config`, connecting to `url` on first poll (after
     /// `start_delay`, the supervisor's restart backoff). `consuming` is set while the consumer
     /// is up, for readiness.
+    ///
+    /// # Errors
+    /// The URL does not parse.
     pub fn new(
-        connection: &ConsumerConnection,
+        url: &str,
         config: Config,
         start_delay: Duration,
         consuming: Arc<AtomicBool>,
-    ) -> Self {
-        let inner = AmqpBackend::<T>::new(connection.0.clone()).with_config(config);
-        EventBackend {
+    ) -> Result<Self, AmqpError> {
+        let inner = AmqpBackend::<T>::new_from_addr(super::connection_url(url))?.with_config(config);
+        Ok(EventBackend {
             inner,
             phase: Phase::Connecting,
             start_delay: (!start_delay.is_zero()).then(|| Delay::new(start_delay)),
@@ -202,7 +170,7 @@ impl<T: Send + 'static> EventBackend<T> {
             waiting: None,
             carry: None,
             _event: PhantomData,
-        }
+        })
     }
 
     /// Makes every delivery take a permit of `budget` before it becomes a job (see the module

@@ -16,7 +16,7 @@ mod url;
 mod worker;
 
 pub use budget::{JobBudget, JobPermit};
-pub use consumer::{ConsumerConnection, ConsumerError, DeadLetterReports, EventBackend, LazyAck};
+pub use consumer::{ConsumerError, DeadLetterReports, EventBackend, LazyAck};
 pub use dead_letters::{DeadLetter, DeadLetters, ReplaySelection};
 pub use health::BrokerHealth;
 pub use message_info::MessageInfo;
