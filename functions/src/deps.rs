@@ -142,7 +142,8 @@ impl FunctionDeps {
         }
         let result = {
             let _turn = self.db_gate.permits.acquire().await.map_err(|e| anyhow!(e))?;
-            // The job is at work from here (a queue function's journal row says Running from now).
+            // The job is at work from here: its journal row says Running from now (this runs in
+            // the job's own task, where the journal layer keeps its unreported start).
             shared::journal::admitted();
             // On the heap while it runs: a job's future is as large as the largest state it can
             // be in, so an inline query would make every job parked in its payment wait carry

@@ -182,7 +182,7 @@ impl WorkerSettings {
             process_name: process_name(),
             journal,
             metrics,
-        })
+        }
     }
 
     /// A queue function's jobs wait for their turn at the database (`FunctionDeps::db`) before

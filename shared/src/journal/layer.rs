@@ -105,11 +105,17 @@ struct UnreportedStart {
 
 /// Tells the journal that the current job's attempt is now at work (it got its turn at the
 /// database, say). The first call in an attempt of a function that reports its start on
-/// admission reports it; any other call does nothing.
+/// admission reports it, started now; any other call does nothing.
+///
+/// It must run in the job's own task (not in a task the job spawns), where the journal layer
+/// keeps the report.
 pub fn admitted() {
     // Outside a job (or in one whose start was reported already) there is nothing to report.
     let _ = UNREPORTED_START.try_with(|start| {
-        if let Some(start) = start.borrow_mut().take() {
+        if let Some(mut start) = start.borrow_mut().take() {
+            if let JournalEntry::Started { at, .. } = &mut start.entry {
+                *at = Utc::now();
+            }
             start.journal.record(start.entry);
         }
     });
@@ -119,6 +125,7 @@ pub fn admitted() {
 #[derive(Debug, Clone)]
 pub struct JournalLayer {
     inner: Arc<Settings>,
+    start_on_admission: bool,
 }
 
 #[derive(Debug)]
@@ -129,7 +136,6 @@ struct Settings {
     function: String,
     queue: String,
     max_retries: usize,
-    start_on_admission: bool,
 }
 
 impl JournalLayer {
@@ -150,8 +156,8 @@ impl JournalLayer {
                 function,
                 queue: queue.into(),
                 max_retries,
-                start_on_admission: false,
             }),
+            start_on_admission: false,
         }
     }
 
@@ -159,11 +165,8 @@ impl JournalLayer {
     /// does, when the attempt ends) rather than when apalis starts it: for a function whose
     /// jobs wait for their turn before they do anything.
     #[must_use]
-    pub fn reporting_start_on_admission(mut self) -> Self {
-        if let Some(settings) = Arc::get_mut(&mut self.inner) {
-            settings.start_on_admission = true;
-        }
-        self
+    pub fn reporting_start_on_admission(self) -> Self {
+        JournalLayer { start_on_admission: true, ..self }
     }
 }
 
@@ -171,7 +174,7 @@ impl<S> Layer<S> for JournalLayer {
     type Service = JournalService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JournalService { inner, settings: self.inner.clone() }
+        JournalService { inner, settings: self.inner.clone(), start_on_admission: self.start_on_admission }
     }
 }
 
@@ -180,6 +183,7 @@ impl<S> Layer<S> for JournalLayer {
 pub struct JournalService<S> {
     inner: S,
     settings: Arc<Settings>,
+    start_on_admission: bool,
 }
 
 impl<S, Args> Service<Task<Args>> for JournalService<S>
@@ -227,7 +231,7 @@ where
             enqueued_at,
             at: Utc::now(),
         };
-        let unreported = if settings.start_on_admission {
+        let unreported = if self.start_on_admission {
             Some(Box::new(UnreportedStart { journal: settings.journal.clone(), entry: start }))
         } else {
             settings.journal.record(start);
@@ -413,9 +417,13 @@ mod tests {
 
         settle().await;
         assert_eq!(next(&mut entries), "nothing", "not reported while it waits");
+        let admission_sent = Utc::now();
         admit.send(()).unwrap();
         settle().await;
-        assert_eq!(next(&mut entries), "started");
+        match entries.try_recv() {
+            Ok(JournalEntry::Started { at, .. }) => assert!(at >= admission_sent, "started at its admission"),
+            other => panic!("expected its start, got {other:?}"),
+        }
         assert_eq!(next(&mut entries), "nothing", "reported once");
         end.send(()).unwrap();
         job.await.unwrap().unwrap();

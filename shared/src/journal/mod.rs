@@ -5,7 +5,8 @@
 //! - [`Journal`] (this file) hands those reports to one [`JournalWriter`] per process, which
 //!   folds them per message and writes each batch with one statement: the job path never waits
 //!   for the journal, and under load many jobs share a round trip.
-//! - A published message no worker has started yet has no row: the board (in the `orderflow`
+//! - A published message no worker has started yet (or, for a queue function, whose attempt
+//!   has not had its turn at the database yet: [`admitted`]) has no row: the board (in the `orderflow`
 //!   crate) shows it as Pending from the outbox (`crate::db::board`), so a job in a backlog is
 //!   written once, by its worker, not inserted by the relay and then updated.
 //! - [`WorkerHeartbeats`] keeps a row per live worker, for the board's worker list.
@@ -86,7 +87,8 @@ pub enum JournalEntry {
         max_attempts: i32,
         /// When the message was published.
         enqueued_at: DateTime<Utc>,
-        /// When this attempt started.
+        /// When this attempt started: when apalis started it or, for a function that reports
+        /// its start on admission, when it got its turn at the database.
         at: DateTime<Utc>,
     },
     /// An attempt ended.
