@@ -20,11 +20,17 @@ use std::{
 
 use apalis_core::{
     error::BoxDynError,
-    task::{Task, status::Status},
+    task::{
+        Task,
+        status::{AtomicStatus, Status},
+    },
     worker::context::WorkerContext,
 };
 use chrono::{DateTime, Utc};
-use futures::{FutureExt, future::BoxFuture};
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Either},
+};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
@@ -237,63 +243,80 @@ where
             settings.journal.record(start);
             None
         };
-        let status = task.raw_status().clone();
-        let started = Instant::now();
+        let end = AttemptEnd {
+            settings,
+            message_id,
+            attempt,
+            worker,
+            status: task.raw_status().clone(),
+            started: Instant::now(),
+        };
         let future = span.in_scope(|| self.inner.call(task));
-        async move {
-            let result = match unreported {
-                // An attempt that ends before it was admitted is reported started as it ends.
-                Some(start) => {
-                    UNREPORTED_START
-                        .scope(RefCell::new(Some(start)), async {
-                            let result = future.await;
-                            admitted();
-                            result
-                        })
-                        .await
-                }
-                None => future.await,
-            };
-            let result = result.map_err(Into::into);
-            let metrics = &settings.metrics;
-            metrics.job_duration.get_or_create(&settings.labels).observe(started.elapsed().as_secs_f64());
-            let (job_status, error, outcome) = match &result {
-                Ok(response) => {
-                    metrics.jobs_succeeded.get_or_create(&settings.labels).inc();
-                    (JobStatus::Done, None, Some(response.to_string()))
-                }
-                Err(error) => {
-                    metrics.jobs_failed.get_or_create(&settings.labels).inc();
-                    let shutting_down = error.downcast_ref::<ShutdownInterrupted>().is_some()
-                        || worker.as_ref().is_some_and(WorkerContext::is_shutting_down);
-                    // The same decision the retry policy takes: a permanent error (Killed) or
-                    // the last attempt is dead-lettered; a failure during shutdown is requeued.
-                    let status = if status.load() == Status::Killed || attempt > settings.max_retries {
-                        metrics.jobs_dead_lettered.get_or_create(&settings.labels).inc();
-                        JobStatus::Killed
-                    } else if shutting_down {
-                        JobStatus::Pending
-                    } else {
-                        metrics.jobs_retried.get_or_create(&settings.labels).inc();
-                        JobStatus::Failed
-                    };
-                    (status, Some(describe(error.as_ref())), None)
-                }
-            };
-            settings.journal.record(JournalEntry::Finished {
-                message_id,
-                status: job_status,
-                error,
-                result: outcome,
-                at: Utc::now(),
-            });
-            if result.is_err() && crate::telemetry::exporting() {
-                tracing::Span::current().record("otel.status_code", "error");
+        // Combinators, not an `async` block: a future that an `async` block captures and then
+        // awaits is held twice in it (as the capture and as the awaited value), and every
+        // parked job holds this one (issue 15, "Memory of parked jobs").
+        let future = match unreported {
+            // An attempt that ends before it was admitted is reported started as it ends.
+            Some(start) => {
+                Either::Left(UNREPORTED_START.scope(RefCell::new(Some(start)), future.inspect(|_| admitted())))
             }
-            result
+            None => Either::Right(future),
+        };
+        future.map(move |result| end.report(result.map_err(Into::into))).instrument(span).boxed()
+    }
+}
+
+/// What an attempt's end is reported with.
+struct AttemptEnd {
+    settings: Arc<Settings>,
+    message_id: String,
+    attempt: usize,
+    worker: Option<WorkerContext>,
+    status: AtomicStatus,
+    started: Instant,
+}
+
+impl AttemptEnd {
+    /// Journals the attempt's end and counts it, deciding what the board calls the job now;
+    /// runs in the attempt's span.
+    fn report<R: Display>(self, result: Result<R, BoxDynError>) -> Result<R, BoxDynError> {
+        let AttemptEnd { settings, message_id, attempt, worker, status, started } = self;
+        let metrics = &settings.metrics;
+        metrics.job_duration.get_or_create(&settings.labels).observe(started.elapsed().as_secs_f64());
+        let (job_status, error, outcome) = match &result {
+            Ok(response) => {
+                metrics.jobs_succeeded.get_or_create(&settings.labels).inc();
+                (JobStatus::Done, None, Some(response.to_string()))
+            }
+            Err(error) => {
+                metrics.jobs_failed.get_or_create(&settings.labels).inc();
+                let shutting_down = error.downcast_ref::<ShutdownInterrupted>().is_some()
+                    || worker.as_ref().is_some_and(WorkerContext::is_shutting_down);
+                // The same decision the retry policy takes: a permanent error (Killed) or the
+                // last attempt is dead-lettered; a failure during shutdown is requeued.
+                let status = if status.load() == Status::Killed || attempt > settings.max_retries {
+                    metrics.jobs_dead_lettered.get_or_create(&settings.labels).inc();
+                    JobStatus::Killed
+                } else if shutting_down {
+                    JobStatus::Pending
+                } else {
+                    metrics.jobs_retried.get_or_create(&settings.labels).inc();
+                    JobStatus::Failed
+                };
+                (status, Some(describe(error.as_ref())), None)
+            }
+        };
+        settings.journal.record(JournalEntry::Finished {
+            message_id,
+            status: job_status,
+            error,
+            result: outcome,
+            at: Utc::now(),
+        });
+        if result.is_err() && crate::telemetry::exporting() {
+            tracing::Span::current().record("otel.status_code", "error");
         }
-        .instrument(span)
-        .boxed()
+        result
     }
 }
 
@@ -453,5 +476,33 @@ mod tests {
         end.send(()).unwrap();
         job.await.unwrap();
         assert_eq!([next(&mut entries), next(&mut entries)], ["finished", "nothing"]);
+    }
+
+    /// A service whose job's future holds 4 KiB while it waits.
+    fn holding_4_kib()
+    -> impl Service<Task<OrderCreated>, Response = &'static str, Error = BoxDynError, Future: Send + 'static> {
+        tower::service_fn(|_: Task<OrderCreated>| async {
+            let held = [1u8; 4096];
+            tokio::task::yield_now().await;
+            Ok::<_, BoxDynError>(if held.iter().all(|b| *b == 1) { "done" } else { "changed" })
+        })
+    }
+
+    #[tokio::test]
+    async fn a_job_holds_its_function_future_once() {
+        // Every parked job holds the layer's future, so it must hold the function's (here 4 KiB)
+        // once, not as a capture and again as the value it awaits.
+        for on_admission in [false, true] {
+            let (journal, _entries) = Journal::for_tests();
+            let layer = JournalLayer::new(journal, Arc::default(), "f", "q", 0);
+            let layer = if on_admission { layer.reporting_start_on_admission() } else { layer };
+            let inner = holding_4_kib().call(job());
+            let inner_size = size_of_val(&inner);
+            let job = layer.layer(holding_4_kib()).call(job());
+            let size = size_of_val(&*job);
+            assert!(inner_size >= 4096, "{inner_size}");
+            assert!(size < inner_size + 512, "the layer's future is {size} bytes for a {inner_size}-byte one");
+            assert_eq!(job.await.unwrap(), "done");
+        }
     }
 }
