@@ -277,8 +277,8 @@ struct AttemptEnd {
 }
 
 impl AttemptEnd {
-    /// Journals the attempt's end and counts it, deciding what the board calls the job now;
-    /// runs in the attempt's span.
+    /// Journals the attempt's end and counts it, deciding what the board calls the job now.
+    /// It must run in the attempt's span, whose error status it sets.
     fn report<R: Display>(self, result: Result<R, BoxDynError>) -> Result<R, BoxDynError> {
         let AttemptEnd { settings, message_id, attempt, worker, status, started } = self;
         let metrics = &settings.metrics;
@@ -501,7 +501,9 @@ mod tests {
             let job = layer.layer(holding_4_kib()).call(job());
             let size = size_of_val(&*job);
             assert!(inner_size >= 4096, "{inner_size}");
-            assert!(size < inner_size + 512, "the layer's future is {size} bytes for a {inner_size}-byte one");
+            // Held twice, it would be more than twice the function's; the layer's own state is a
+            // few hundred bytes.
+            assert!(size < inner_size * 3 / 2, "the layer's future is {size} bytes for a {inner_size}-byte one");
             assert_eq!(job.await.unwrap(), "done");
         }
     }
