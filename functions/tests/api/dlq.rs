@@ -61,11 +61,7 @@ async fn a_poisoned_message_is_listed_with_its_error_and_completes_when_replayed
     let app = app().with_functions().payments(gateway.clone()).config(|c| c.max_retries = 1).spawn().await;
     let id = create_order(&app).await;
     wait_for_dead_letters(&app, EventType::OrderCreated, 1).await;
-    let message_id: String = sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let message_id = app.message_id_of(id).await;
     app.job_in_status(&message_id, "Killed").await;
     let token = app.admin_token().await;
 
@@ -165,11 +161,7 @@ async fn the_cli_lists_dead_letters_with_attempts_and_errors_and_replays_them() 
     let app = app().with_functions().payments(gateway.clone()).config(|c| c.max_retries = 0).spawn().await;
     let id = create_order(&app).await;
     wait_for_dead_letters(&app, EventType::OrderCreated, 1).await;
-    let message_id: String = sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let message_id = app.message_id_of(id).await;
     app.job_in_status(&message_id, "Killed").await;
 
     let stdout = orderflow_cli(&app, &["dlq", "list", "--queue", "order-created-event"]).await;

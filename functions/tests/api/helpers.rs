@@ -224,6 +224,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The id of the message the order's creation queued (its outbox row's).
+    pub async fn message_id_of(&self, order_id: i64) -> String {
+        sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     /// Waits until the journal shows the message's job in `status` (e.g. `Done`: its handler
     /// has finished), and returns the row.
     pub async fn job_in_status(&self, message_id: &str, status: &str) -> Value {

@@ -79,11 +79,7 @@ async fn a_failing_job_shows_failed_attempts_with_its_error_then_is_killed() {
         .spawn()
         .await;
     let id = create_order_with_request_id(&app, "req-journal-2").await;
-    let message_id: String = sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let message_id = app.message_id_of(id).await;
 
     let failed = app.job_in_status(&message_id, "Failed").await;
     assert_eq!(failed["attempts"], 1);
@@ -120,11 +116,7 @@ async fn a_payment_under_way_is_running_on_the_board_and_then_done() {
         .spawn()
         .await;
     let id = create_order_with_request_id(&app, "req-journal-running").await;
-    let message_id: String = sqlx::query_scalar("select message_id::text from outbox where order_id = $1")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let message_id = app.message_id_of(id).await;
 
     let running = app.job_in_status(&message_id, "Running").await;
     assert_eq!((running["attempts"].as_i64(), running["finished_at"].is_null()), (Some(1), true), "{running}");
